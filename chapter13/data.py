@@ -1,0 +1,148 @@
+"""MNIST for the chapter: the bundled 5,000-digit subset, offline, through torchvision.
+
+``data/MNIST/raw/`` ships the subset in the IDX format that ``torchvision.datasets.MNIST`` reads
+unchanged: 4,000 training and 1,000 test digits, 400 and 100 per class. ``full=True`` opts in to
+the whole 60,000/10,000 set, downloaded by torchvision into ``~/.cache/chapter13`` (never the
+repository, never in tests).
+
+    x, y = load_mnist("train")        # x: (4000, 1, 28, 28) float32 in [-1, 1], y: (4000,) int64
+
+Rebuilding the IDX files from the NumPy archive they came from:
+``python -m chapter13.data --from-npz path/to/mnist5k.npz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import MNIST
+
+from chapter13.config import CACHE_DIR, DATA_DIR
+
+SPLITS = ("train", "test")
+RAW_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+TRAIN_PER_CLASS = 400
+TEST_PER_CLASS = 100
+RESTORE_HINT = (
+    "The IDX files ship with the repository: restore them with `git checkout -- data/MNIST`, "
+    "or rebuild them with `python -m chapter13.data --from-npz mnist5k.npz`."
+)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+
+
+def mnist_dataset(split: str = "train", full: bool = False, root: str | Path | None = None) -> MNIST:
+    """The raw ``torchvision.datasets.MNIST`` (PIL images, int labels) for ``split``.
+
+    With ``full=False`` (default) it reads the bundled subset and never downloads; with
+    ``full=True`` torchvision downloads the full set into the cache folder outside the repository.
+    """
+    _check_split(split)
+    if full:
+        cache = Path(root) if root is not None else CACHE_DIR
+        return MNIST(root=str(cache), train=split == "train", download=True)
+    root = Path(root) if root is not None else DATA_DIR
+    raw = root / "MNIST" / "raw"
+    missing = [name for name in RAW_FILES[split] if not (raw / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"MNIST files {missing} are missing from {raw}. {RESTORE_HINT}")
+    return MNIST(root=str(root), train=split == "train", download=False)
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, 28, 28) in 0..255 -> float32 (N, 1, 28, 28) in [-1, 1]."""
+    return images.float().div(127.5).sub(1.0).unsqueeze(1)
+
+
+def load_mnist(
+    split: str = "train", full: bool = False, root: str | Path | None = None, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images scaled to [-1, 1] and labels, as tensors.
+
+    Returns ``x``: (N, 1, 28, 28) float32 and ``y``: (N,) int64. ``limit`` keeps the first
+    ``limit`` examples (useful in quick mode).
+    """
+    dataset = mnist_dataset(split, full=full, root=root)
+    x, y = to_model_range(dataset.data), dataset.targets.long()
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    return x, y
+
+
+def to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Model range [-1, 1] -> [0, 1] for display, clamped."""
+    return x.add(1.0).div(2.0).clamp(0.0, 1.0)
+
+
+# --- writing the bundled subset -------------------------------------------------------------------
+
+
+def split_balanced(
+    labels: np.ndarray, train_per_class: int = TRAIN_PER_CLASS, test_per_class: int = TEST_PER_CLASS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a class-balanced split: the first ``train_per_class`` of each digit (in the
+    archive's order) for training and the next ``test_per_class`` for testing."""
+    train, test = [], []
+    for digit in range(10):
+        where = np.flatnonzero(labels == digit)
+        need = train_per_class + test_per_class
+        if len(where) < need:
+            raise ValueError(f"digit {digit} has {len(where)} examples, the split needs {need}")
+        train.append(where[:train_per_class])
+        test.append(where[train_per_class:need])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def write_idx_images(path: Path, images: np.ndarray) -> None:
+    """IDX3 file: magic 2051, count, rows, cols (big-endian int32), then uint8 pixels."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack(">IIII", 2051, *images.shape))
+        handle.write(images.tobytes())
+
+
+def write_idx_labels(path: Path, labels: np.ndarray) -> None:
+    """IDX1 file: magic 2049, count (big-endian int32), then uint8 labels."""
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack(">II", 2049, len(labels)))
+        handle.write(labels.tobytes())
+
+
+def write_bundled_subset(npz_path: str | Path, root: str | Path | None = None) -> Path:
+    """Write ``data/MNIST/raw/`` from the ``mnist5k.npz`` archive (X uint8 (5000, 28, 28), y)."""
+    archive = np.load(npz_path)
+    images, labels = archive["X"], archive["y"]
+    if images.shape != (len(labels), 28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"expected X uint8 (N, 28, 28), got {images.dtype} {images.shape}")
+    train, test = split_balanced(labels)
+    raw = Path(root if root is not None else DATA_DIR) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, index in (("train", train), ("test", test)):
+        image_file, label_file = RAW_FILES[split]
+        write_idx_images(raw / image_file, images[index])
+        write_idx_labels(raw / label_file, labels[index])
+    return raw
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m chapter13.data", description=__doc__.split("\n")[0])
+    parser.add_argument("--from-npz", required=True, help="path to mnist5k.npz")
+    parser.add_argument("--root", default=None, help="data folder (default: the repository's data/)")
+    args = parser.parse_args(argv)
+    print(f"wrote {write_bundled_subset(args.from_npz, args.root)}")
+
+
+if __name__ == "__main__":
+    main()

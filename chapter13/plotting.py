@@ -1,0 +1,78 @@
+"""Figures shared by the notebooks: image grids, curves, animations.
+
+Images come in the model range [-1, 1] unless said otherwise: ``x: (B, C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib import animation
+from torchvision.utils import make_grid
+
+
+def _grid_array(images: torch.Tensor, nrow: int, value_range: tuple[float, float]) -> np.ndarray:
+    if images.ndim != 4:
+        raise ValueError(f"expected images (B, C, H, W), got shape {tuple(images.shape)}")
+    low, high = value_range
+    unit = (images.detach().float().cpu() - low) / (high - low)
+    grid = make_grid(unit.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    return grid.permute(1, 2, 0).numpy()
+
+
+def show_grid(
+    images: torch.Tensor,
+    nrow: int = 8,
+    title: str | None = None,
+    ax: plt.Axes | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> plt.Axes:
+    """Draw ``images: (B, C, H, W)`` as one grid with ``torchvision.utils.make_grid``."""
+    array = _grid_array(images, nrow, value_range)
+    if ax is None:
+        rows = int(np.ceil(len(images) / nrow))
+        _, ax = plt.subplots(figsize=(min(12, 1.1 * nrow), 1.1 * rows + 0.4))
+    ax.imshow(array.squeeze(-1) if array.shape[-1] == 1 else array, cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def save_grid(images: torch.Tensor, path: str, nrow: int = 8) -> None:
+    """Write ``images: (B, C, H, W)`` in [-1, 1] as a PNG grid."""
+    from torchvision.utils import save_image
+
+    save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=nrow, padding=2)
+
+
+def animate_frames(
+    frames: Sequence[torch.Tensor],
+    nrow: int = 8,
+    interval: int = 100,
+    titles: Sequence[str] | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> animation.FuncAnimation:
+    """An animation of a sequence of image batches (each (B, C, H, W)); show it with
+    ``IPython.display.HTML(anim.to_jshtml())``."""
+    if len(frames) == 0:
+        raise ValueError("animate_frames needs at least one frame")
+    arrays = [_grid_array(f, nrow, value_range) for f in frames]
+    fig, ax = plt.subplots(figsize=(min(8, 1.0 * nrow), 1.0 * int(np.ceil(len(frames[0]) / nrow)) + 0.4))
+    ax.set_axis_off()
+    first = arrays[0].squeeze(-1) if arrays[0].shape[-1] == 1 else arrays[0]
+    image = ax.imshow(first, cmap="gray", vmin=0, vmax=1)
+
+    def update(i: int):
+        a = arrays[i]
+        image.set_data(a.squeeze(-1) if a.shape[-1] == 1 else a)
+        if titles is not None:
+            ax.set_title(titles[i])
+        return (image,)
+
+    anim = animation.FuncAnimation(fig, update, frames=len(arrays), interval=interval, blit=False)
+    plt.close(fig)
+    return anim

@@ -1,0 +1,242 @@
+"""One training loop for every model in the chapter.
+
+``fit`` takes a model, a loss function ``loss_fn(model, batch) -> scalar`` and the training tensors,
+and runs AdamW with warm-up and cosine decay, gradient clipping, an exponential moving average (EMA)
+of the weights, a ``tqdm.auto`` progress bar with the running loss, a NaN guard, atomic checkpoint
+writes and resume. Every section's trainer calls it, so they all behave alike.
+
+Command line: ``python -m chapter13.train NAME`` retrains and rewrites a shipped checkpoint
+(``--list`` shows the names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from chapter13.config import default_device
+
+Batch = Sequence[torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+class EMA:
+    """Exponential moving average of a model's weights (Polyak averaging).
+
+    ``shadow = decay * shadow + (1 - decay) * weights`` after every step, with the decay warmed up as
+    ``min(decay, (1 + n) / (10 + n))`` so that early averages are not dominated by the random start.
+    Sampling from the EMA weights is standard for diffusion models (Ho et al. 2020, Appendix B).
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.num_updates = 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.num_updates += 1
+        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        for shadow, live in zip(self.model.parameters(), model.parameters(), strict=True):
+            shadow.lerp_(live.detach(), 1.0 - d)
+        for shadow, live in zip(self.model.buffers(), model.buffers(), strict=True):
+            shadow.copy_(live)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.num_updates = int(state["num_updates"])
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` returns: the trained model, its EMA copy (or the model itself), losses, time."""
+
+    model: nn.Module
+    ema_model: nn.Module
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 10 %."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _check_data(data: Sequence[torch.Tensor]) -> int:
+    if not data:
+        raise ValueError("fit() needs at least one training tensor")
+    n = len(data[0])
+    for i, tensor in enumerate(data):
+        if len(tensor) != n:
+            raise ValueError(
+                f"training tensors disagree in length: tensor 0 has {n} rows, tensor {i} has "
+                f"{len(tensor)}; pass tensors that index the same examples"
+            )
+    if n == 0:
+        raise ValueError("the training tensors are empty")
+    return n
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Sequence[torch.Tensor],
+    *,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 0.0,
+    warmup: int = 100,
+    grad_clip: float | None = 1.0,
+    ema_decay: float | None = 0.999,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
+    progress: bool = True,
+    desc: str = "training",
+) -> TrainResult:
+    """Train ``model`` for ``steps`` minibatch steps drawn at random from ``data``.
+
+    Args:
+        model: any ``nn.Module``; moved to ``device``.
+        loss_fn: ``loss_fn(model, batch) -> loss``, with ``batch`` the tuple of rows of ``data``
+            already on the device (for example ``(x, y)``: (B, C, H, W), (B,)).
+        data: tensors with the same first dimension (kept on the CPU, batches moved per step).
+        steps: number of optimiser steps. ``warmup`` steps of linear warm-up, then cosine decay.
+        ema_decay: keep an EMA of the weights (``None`` to switch it off).
+        checkpoint_path: where to write the full training state every ``checkpoint_every`` steps and
+            at the end (atomically). With ``resume=True`` training continues from that file.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite (with the step and what to try).
+    """
+    from chapter13.checkpoints import atomic_torch_save
+
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    n = _check_data(data)
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, steps, min(warmup, steps // 2))
+    )
+    ema = EMA(model, ema_decay) if ema_decay else None
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    start_step = 0
+    elapsed = 0.0
+
+    path = Path(checkpoint_path) if checkpoint_path else None
+    if resume:
+        if path is None or not path.exists():
+            raise FileNotFoundError(
+                f"resume=True but there is no training state at {path}; run once without resume"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        generator.set_state(state["generator"])
+        losses = list(state["losses"])
+        start_step = int(state["step"])
+        elapsed = float(state["seconds"])
+
+    def save_state(step: int) -> None:
+        if path is None:
+            return
+        atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "generator": generator.get_state(),
+                "losses": losses,
+                "step": step,
+                "seconds": elapsed + time.perf_counter() - t0,
+            },
+            path,
+        )
+
+    t0 = time.perf_counter()
+    bar = tqdm(range(start_step, steps), desc=desc, disable=not progress, mininterval=0.5)
+    running = None
+    for step in bar:
+        index = torch.randint(0, n, (min(batch_size, n),), generator=generator)
+        batch = tuple(t[index].to(device, non_blocking=True) for t in data)
+        loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{desc}: the loss became {loss.item()} at step {step}. Lower the learning rate "
+                f"(now {scheduler.get_last_lr()[0]:.2e}), keep gradient clipping on, or check the "
+                "inputs for NaN."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update(model)
+        value = loss.item()
+        losses.append(value)
+        running = value if running is None else 0.98 * running + 0.02 * value
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+        if path is not None and (step + 1) % checkpoint_every == 0:
+            save_state(step + 1)
+    bar.close()
+    save_state(steps)
+    seconds = elapsed + time.perf_counter() - t0
+    model.eval()
+    ema_model = ema.model if ema is not None else model
+    return TrainResult(model=model, ema_model=ema_model.eval(), losses=losses, seconds=seconds, steps=steps)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from chapter13.checkpoints import REGISTRY, build, rebuild_command
+
+    parser = argparse.ArgumentParser(
+        prog="python -m chapter13.train", description="Retrain and rewrite a shipped checkpoint."
+    )
+    parser.add_argument("name", nargs="?", help="checkpoint name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the checkpoints and exit")
+    args = parser.parse_args(argv)
+    if args.list or not args.name:
+        for name, recipe in sorted(REGISTRY.items()):
+            print(f"{name:28s} {recipe.description}   [{rebuild_command(name)}]")
+        return
+    build(args.name)
+
+
+if __name__ == "__main__":
+    main()
