@@ -1,0 +1,107 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from chapter13 import data
+from chapter13.config import DATA_DIR
+
+SHARED_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist5k.npz"
+
+
+def test_bundled_split_sizes_and_balance():
+    x, y = data.load_mnist("train")
+    assert x.shape == (4000, 1, 28, 28) and x.dtype == torch.float32
+    assert y.dtype == torch.int64
+    assert torch.bincount(y, minlength=10).tolist() == [400] * 10
+    xt, yt = data.load_mnist("test")
+    assert xt.shape == (1000, 1, 28, 28)
+    assert torch.bincount(yt, minlength=10).tolist() == [100] * 10
+
+
+def test_range_is_minus_one_to_one():
+    x, _ = data.load_mnist("test")
+    assert x.min().item() == -1.0 and x.max().item() == 1.0
+    # a pixel of 0 maps to -1 and 255 to +1 exactly
+    assert torch.equal(
+        data.to_model_range(torch.tensor([[[0, 255]]], dtype=torch.uint8)), torch.tensor([[[[-1.0, 1.0]]]])
+    )
+
+
+def test_train_and_test_do_not_overlap():
+    x, _ = data.load_mnist("train")
+    xt, _ = data.load_mnist("test")
+    train_rows = {row.numpy().tobytes() for row in x.flatten(1)}
+    overlap = sum(row.numpy().tobytes() in train_rows for row in xt.flatten(1))
+    assert overlap == 0
+
+
+def test_raw_dataset_is_torchvision_mnist():
+    from torchvision.datasets import MNIST
+
+    ds = data.mnist_dataset("test")
+    assert isinstance(ds, MNIST)
+    image, label = ds[0]
+    assert image.size == (28, 28) and 0 <= label <= 9
+
+
+def test_limit():
+    x, y = data.load_mnist("train", limit=10)
+    assert len(x) == len(y) == 10
+
+
+def test_unknown_split():
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        data.load_mnist("validation")
+
+
+def test_missing_files_say_how_to_restore(tmp_path):
+    with pytest.raises(FileNotFoundError, match="git checkout -- data/MNIST"):
+        data.load_mnist("train", root=tmp_path)
+
+
+def test_full_downloads_into_cache_not_repo(monkeypatch, tmp_path):
+    calls = {}
+
+    class FakeMNIST:
+        def __init__(self, root, train, download):
+            calls.update(root=root, train=train, download=download)
+
+    monkeypatch.setattr(data, "MNIST", FakeMNIST)
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    data.mnist_dataset("train", full=True)
+    assert calls == {"root": str(tmp_path / "cache"), "train": True, "download": True}
+    assert not str(calls["root"]).startswith(str(DATA_DIR))
+
+
+def test_idx_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(30, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10), 3)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split in data.SPLITS:
+        data.write_idx_images(raw / data.RAW_FILES[split][0], images)
+        data.write_idx_labels(raw / data.RAW_FILES[split][1], labels)
+    ds = data.mnist_dataset("train", root=tmp_path)
+    assert np.array_equal(ds.data.numpy(), images)
+    assert np.array_equal(ds.targets.numpy(), labels)
+
+
+def test_split_balanced_is_disjoint_and_ordered():
+    labels = np.tile(np.arange(10), 6)
+    train, test = data.split_balanced(labels, train_per_class=4, test_per_class=2)
+    assert len(set(train) & set(test)) == 0
+    assert np.bincount(labels[train]).tolist() == [4] * 10
+    with pytest.raises(ValueError, match="needs 7"):
+        data.split_balanced(labels, train_per_class=5, test_per_class=2)
+
+
+@pytest.mark.skipif(not SHARED_NPZ.exists(), reason="the source archive is only beside the repository")
+def test_shipped_files_match_the_source_archive(tmp_path):
+    data.write_bundled_subset(SHARED_NPZ, root=tmp_path)
+    for name in (*data.RAW_FILES["train"], *data.RAW_FILES["test"]):
+        assert (tmp_path / "MNIST" / "raw" / name).read_bytes() == (
+            DATA_DIR / "MNIST" / "raw" / name
+        ).read_bytes()
