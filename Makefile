@@ -30,8 +30,7 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	CH13_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest notebooks -q -p no:cacheprovider \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
 test: lint unit notebooks
 

@@ -230,9 +230,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("name", nargs="?", help="checkpoint name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the checkpoints and exit")
+    parser.add_argument("--all", action="store_true", help="rebuild every checkpoint, in registry order")
     args = parser.parse_args(argv)
+    if args.all:
+        for name in REGISTRY:
+            print(f"== {rebuild_command(name)}", flush=True)
+            build(name)
+        return
     if args.list or not args.name:
-        for name, recipe in sorted(REGISTRY.items()):
+        for name, recipe in REGISTRY.items():
             print(f"{name:28s} {recipe.description}   [{rebuild_command(name)}]")
         return
     build(args.name)
