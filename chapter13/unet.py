@@ -1,0 +1,320 @@
+"""A small U-Net ε-predictor for diffusion, in the style of DDPM's (Ho et al. 2020, Appendix B).
+
+- The timestep enters through a sinusoidal embedding (Vaswani et al. 2017, §3.5) followed by an MLP,
+  never as a raw integer (compare ``chapter13.book.sec13_2.SimpleUNet``).
+- Residual blocks with GroupNorm (Wu & He 2018) and SiLU add the time embedding to every block.
+- Down path, middle, up path with skip connections (Ronneberger et al. 2015), optional self-attention
+  at chosen resolutions.
+- Conditioning hooks: ``num_classes`` adds a learned class embedding to the time embedding;
+  ``context_dim`` adds cross-attention blocks (``chapter13.attention.CrossAttention2d``) that attend
+  to a token sequence ``context`` (B, L, context_dim) with a padding mask (as in Rombach et al. 2022).
+
+Works on 28×28 MNIST and on any H, W (odd sizes are handled by upsampling to the skip's size).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from chapter13.attention import CrossAttention2d, SelfAttention2d, norm_groups
+
+__all__ = ["ResBlock", "SinusoidalTimeEmbedding", "UNet"]
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    """Sinusoidal embedding of the timestep (Vaswani et al. 2017, §3.5; DDPM Appendix B).
+
+    ``emb[:, i] = sin(t · 10000^(-i/(d/2)))`` and ``emb[:, d/2 + i] = cos(...)`` for i < d/2.
+
+    Args:
+        dim: embedding size d (even, >= 2).
+
+    forward(t: (B,) integer or float tensor) -> (B, dim) float32.
+    """
+
+    def __init__(self, dim: int, max_period: float = 10000.0):
+        super().__init__()
+        if not isinstance(dim, int) or dim < 2 or dim % 2:
+            raise ValueError(f"dim must be an even int >= 2, got {dim!r}")
+        self.dim = dim
+        half = dim // 2
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        if t.dim() != 1:
+            raise ValueError(f"t must have shape (B,), got {tuple(t.shape)}")
+        args = t.to(self.freqs.dtype)[:, None] * self.freqs[None, :]
+        return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → 3×3 conv, + Linear(time embedding), GroupNorm → SiLU → dropout → 3×3 conv,
+    plus a (1×1 conv) skip (DDPM Appendix B; Wide ResNet style). The last conv starts at zero.
+
+    forward(x: (B, C_in, H, W), emb: (B, emb_dim)) -> (B, C_out, H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(norm_groups(in_channels), in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, out_channels)
+        self.norm2 = nn.GroupNorm(norm_groups(out_channels), out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class _Level(nn.Module):
+    """One res block, optionally followed by self-attention and cross-attention."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        emb_dim: int,
+        dropout: float,
+        attention: bool,
+        context_dim: int | None,
+        heads: int,
+    ):
+        super().__init__()
+        self.res = ResBlock(in_ch, out_ch, emb_dim, dropout)
+        self.attn = SelfAttention2d(out_ch, heads) if attention else None
+        self.cross = CrossAttention2d(out_ch, context_dim, heads) if (attention and context_dim) else None
+
+    def forward(self, x: Tensor, emb: Tensor, context: Tensor | None, mask: Tensor | None) -> Tensor:
+        x = self.res(x, emb)
+        if self.attn is not None:
+            x = self.attn(x)
+        if self.cross is not None:
+            x = self.cross(x, context, mask)
+        return x
+
+
+class UNet(nn.Module):
+    """ε-prediction U-Net: ``forward(x, t, class_labels=None, context=None, context_mask=None)``.
+
+    Args:
+        in_channels: C of the images.
+        out_channels: C of the prediction (default ``in_channels``).
+        base_channels: width of the first level; level i has ``base_channels * channel_mults[i]``.
+        channel_mults: one multiplier per resolution level; a 2× down-sampling between levels
+            (28 → 14 → 7 for the default three levels).
+        num_res_blocks: residual blocks per level on the way down (one more on the way up).
+        attention_resolutions: feature-map sizes (in pixels, for an input of ``image_size``) at which
+            to add self-attention (and cross-attention when ``context_dim`` is set), e.g. ``(7,)`` or
+            ``(14, 7)``. DDPM used 16 for 32×32 CIFAR-10. The middle block always has self-attention.
+        num_classes: if set, a learned class embedding is added to the time embedding;
+            ``class_labels`` entries of -1 (or ``class_labels=None``) mean "no label" (the
+            unconditional model of classifier-free guidance).
+        context_dim: if set, cross-attention to ``context`` (B, L, context_dim) at the middle block and
+            at every level in ``attention_resolutions``; ``context=None`` skips those blocks, and a
+            sample whose ``context_mask`` is all False receives no context.
+        dropout: dropout rate in the residual blocks.
+        heads: attention heads.
+        image_size: input side length used to place ``attention_resolutions`` (default 28).
+
+    All arguments are JSON-serialisable; ``self.config`` holds them for ``checkpoints.save``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int | None = None,
+        base_channels: int = 32,
+        channel_mults: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 2,
+        attention_resolutions: Sequence[int] = (),
+        num_classes: int | None = None,
+        context_dim: int | None = None,
+        dropout: float = 0.0,
+        heads: int = 4,
+        image_size: int = 28,
+    ):
+        super().__init__()
+        channel_mults = tuple(int(m) for m in channel_mults)
+        attention_resolutions = tuple(int(r) for r in attention_resolutions)
+        out_channels = in_channels if out_channels is None else out_channels
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("base_channels", base_channels),
+            ("num_res_blocks", num_res_blocks),
+            ("image_size", image_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not channel_mults or min(channel_mults) < 1:
+            raise ValueError(f"channel_mults must be a non-empty list of positive ints, got {channel_mults}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+            raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
+        if context_dim is not None and (not isinstance(context_dim, int) or context_dim < 1):
+            raise ValueError(f"context_dim must be a positive int or None, got {context_dim!r}")
+        resolutions = [image_size]
+        for _ in channel_mults[1:]:
+            resolutions.append((resolutions[-1] + 1) // 2)
+        unknown = sorted(set(attention_resolutions) - set(resolutions))
+        if unknown:
+            raise ValueError(
+                f"attention_resolutions {unknown} match no level: with image_size={image_size} and "
+                f"{len(channel_mults)} levels the feature maps are {resolutions} pixels wide"
+            )
+        self.config: dict[str, Any] = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "base_channels": base_channels,
+            "channel_mults": list(channel_mults),
+            "num_res_blocks": num_res_blocks,
+            "attention_resolutions": list(attention_resolutions),
+            "num_classes": num_classes,
+            "context_dim": context_dim,
+            "dropout": dropout,
+            "heads": heads,
+            "image_size": image_size,
+        }
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.num_classes, self.context_dim = num_classes, context_dim
+
+        emb_dim = 4 * base_channels
+        self.time_embed = nn.Sequential(
+            SinusoidalTimeEmbedding(base_channels),
+            nn.Linear(base_channels, emb_dim),
+            nn.SiLU(),
+            nn.Linear(emb_dim, emb_dim),
+        )
+        self.class_embed = nn.Embedding(num_classes, emb_dim) if num_classes else None
+
+        self.init_conv = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        skips = [base_channels]
+        ch = base_channels
+        for level, mult in enumerate(channel_mults):
+            out = base_channels * mult
+            attn = resolutions[level] in attention_resolutions
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks):
+                blocks.append(_Level(ch, out, emb_dim, dropout, attn, context_dim, heads))
+                ch = out
+                skips.append(ch)
+            self.down.append(blocks)
+            if level < len(channel_mults) - 1:
+                self.downsample.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+                skips.append(ch)
+
+        self.mid1 = ResBlock(ch, ch, emb_dim, dropout)
+        self.mid_attn = SelfAttention2d(ch, heads)
+        self.mid_cross = CrossAttention2d(ch, context_dim, heads) if context_dim else None
+        self.mid2 = ResBlock(ch, ch, emb_dim, dropout)
+
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mults))):
+            out = base_channels * mult
+            attn = resolutions[level] in attention_resolutions
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks + 1):
+                blocks.append(_Level(ch + skips.pop(), out, emb_dim, dropout, attn, context_dim, heads))
+                ch = out
+            self.up.append(blocks)
+            if level > 0:
+                self.upsample.append(nn.Conv2d(ch, ch, 3, padding=1))
+
+        self.out_norm = nn.GroupNorm(norm_groups(ch), ch)
+        self.out_conv = nn.Conv2d(ch, out_channels, 3, padding=1)
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    def _embed(self, t: Tensor, batch: int, class_labels: Tensor | None, device: torch.device) -> Tensor:
+        if not isinstance(t, Tensor):
+            t = torch.tensor(t)
+        if t.dim() == 0:
+            t = t.expand(batch)
+        if t.shape != (batch,):
+            raise ValueError(f"t must have shape ({batch},), one timestep per image, got {tuple(t.shape)}")
+        emb = self.time_embed(t.to(device))
+        if self.class_embed is not None and class_labels is not None:
+            if class_labels.shape != (batch,):
+                raise ValueError(f"class_labels must have shape ({batch},), got {tuple(class_labels.shape)}")
+            if class_labels.is_floating_point():
+                raise TypeError("class_labels must be integers (torch.long), -1 for 'no label'")
+            labels = class_labels.to(device).long()
+            if labels.min() < -1 or labels.max() >= self.num_classes:
+                raise ValueError(
+                    f"class_labels must lie in -1..{self.num_classes - 1} (-1 = no label), got "
+                    f"{int(labels.min())}..{int(labels.max())}"
+                )
+            keep = (labels >= 0).to(emb.dtype)[:, None]
+            emb = emb + self.class_embed(labels.clamp(min=0)) * keep
+        elif class_labels is not None:
+            raise ValueError("class_labels were given but this UNet was built with num_classes=None")
+        return emb
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        class_labels: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Predict ε.
+
+        Args:
+            x: (B, C_in, H, W) noisy images.
+            t: (B,) timesteps (long).
+            class_labels: (B,) long in -1..num_classes-1 (needs ``num_classes``).
+            context: (B, L, context_dim) conditioning tokens (needs ``context_dim``).
+            context_mask: (B, L) bool, True = real token.
+
+        Returns:
+            (B, C_out, H, W).
+        """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if context is not None and self.context_dim is None:
+            raise ValueError("context was given but this UNet was built with context_dim=None")
+        if context is not None and (context.dim() != 3 or context.shape[-1] != self.context_dim):
+            raise ValueError(
+                f"context must have shape (B, L, {self.context_dim}), got {tuple(context.shape)}"
+            )
+        emb = self._embed(t, x.shape[0], class_labels, x.device)
+        h = self.init_conv(x)
+        hs = [h]
+        for level, blocks in enumerate(self.down):
+            for block in blocks:
+                h = block(h, emb, context, context_mask)
+                hs.append(h)
+            if level < len(self.downsample):
+                h = self.downsample[level](h)
+                hs.append(h)
+        h = self.mid1(h, emb)
+        h = self.mid_attn(h)
+        if self.mid_cross is not None:
+            h = self.mid_cross(h, context, context_mask)
+        h = self.mid2(h, emb)
+        for i, blocks in enumerate(self.up):
+            for block in blocks:
+                h = block(torch.cat([h, hs.pop()], dim=1), emb, context, context_mask)
+            if i < len(self.upsample):
+                h = F.interpolate(h, size=hs[-1].shape[-2:], mode="nearest")
+                h = self.upsample[i](h)
+        return self.out_conv(F.silu(self.out_norm(h)))
