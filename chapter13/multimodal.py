@@ -1,0 +1,444 @@
+"""A tiny CLIP for captioned digits: tokenizer, text and image towers, projection heads, contrastive loss.
+
+CLIP (Radford et al. 2021, "Learning Transferable Visual Models From Natural Language Supervision")
+trains an image encoder and a text encoder together so that the embedding of an image and the
+embedding of its caption point the same way, and away from the other captions in the batch. This
+module builds the same thing at digit scale:
+
+- :class:`Tokenizer`: a word-level tokenizer with the fixed vocabulary of ``chapter13.captions``.
+- :class:`TextEncoder`: token and position embeddings and a small pre-norm transformer;
+  ``forward(ids, mask) -> (tokens (B, L, D), pooled (B, D))``. 13.3 conditions its U-Net on
+  ``tokens`` through cross-attention (as Stable Diffusion conditions on CLIP's text tower).
+- :class:`ImageEncoder`: a small CNN, ``(B, 1, 28, 28) -> (B, D)``.
+- :class:`MultimodalEncoder`: the chapter's 13.1.1 block, two linear projection heads into a joint
+  space with L2-normalised outputs.
+- :class:`TinyCLIP`: the three together plus the learnable temperature, stored as a log logit scale
+  initialised to log(1/0.07) and clamped so that the scale never exceeds 100 (CLIP, Sec. 2.5).
+- :func:`contrastive_loss`: CLIP's symmetric cross-entropy (Radford et al. 2021, Fig. 3).
+- zero-shot classification with prompt ensembling, retrieval with Recall@K, and training through
+  ``chapter13.train.fit``; :func:`build_clip_digits` makes the shipped ``clip-digits`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chapter13.captions import (
+    VOCABULARY,
+    normalize,
+)
+
+DEFAULT_TEMPERATURE = 0.07
+"""CLIP's initial temperature: the log logit scale starts at log(1/0.07) ~ 2.659."""
+MAX_LOGIT_SCALE = 100.0
+"""CLIP clips the logit scale so that logits are never multiplied by more than 100."""
+MAX_LENGTH = 16
+"""Longest caption in tokens (the longest template caption has 13 words)."""
+
+
+# --- tokenizer ---------------------------------------------------------------------------------------
+
+
+class Tokenizer:
+    """Word-level tokenizer with a fixed vocabulary (default: ``chapter13.captions.VOCABULARY``).
+
+    Text is lower-cased and split into runs of letters and single digits (punctuation dropped). Id 0
+    is padding (``<pad>``), id 1 stands for unknown words (``<unk>``, only with ``strict=False``).
+
+        tok = Tokenizer()
+        ids, mask = tok.encode(["a thick 3", "a small handwritten digit 7 in the top left corner"])
+        ids: (2, 10) long, mask: (2, 10) bool (True = real token)
+        tok.decode(ids, mask) -> ["a thick 3", "a small handwritten digit 7 in the top left corner"]
+    """
+
+    pad_token = "<pad>"
+    unk_token = "<unk>"
+
+    def __init__(self, vocabulary: Sequence[str] = VOCABULARY, max_length: int = MAX_LENGTH) -> None:
+        vocabulary = tuple(vocabulary)
+        if vocabulary[:2] != (self.pad_token, self.unk_token):
+            raise ValueError(f"the vocabulary must start with {self.pad_token!r}, {self.unk_token!r}")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("the vocabulary has repeated words; every word needs one id")
+        if max_length < 1:
+            raise ValueError(f"max_length must be at least 1, got {max_length}")
+        self.vocabulary = vocabulary
+        self.max_length = max_length
+        self.index = {word: i for i, word in enumerate(vocabulary)}
+        self.pad_id = 0
+        self.unk_id = 1
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary)
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def tokenize(self, text: str) -> list[str]:
+        """``"A thick 3!" -> ["a", "thick", "3"]``."""
+        return normalize(text)
+
+    def unknown_words(self, texts: str | Sequence[str]) -> list[str]:
+        """The words of ``texts`` that are not in the vocabulary (each once, in order of appearance)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        seen: dict[str, None] = {}
+        for text in texts:
+            for word in self.tokenize(text):
+                if word not in self.index:
+                    seen[word] = None
+        return list(seen)
+
+    def encode(
+        self, texts: str | Sequence[str], strict: bool = True, pad_to: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and padding mask of a batch of captions.
+
+        Args:
+            texts: a list of B captions (a single string counts as a batch of one).
+            strict: raise an error naming the unknown words (default); with ``False`` they become
+                ``<unk>``.
+            pad_to: pad to this length instead of the longest caption of the batch.
+        Returns:
+            ids: (B, L) int64, padded with 0; mask: (B, L) bool, True on real tokens.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            raise ValueError("encode() got no captions; pass a non-empty list of strings")
+        words = [self.tokenize(t) for t in texts]
+        empty = [i for i, w in enumerate(words) if not w]
+        if empty:
+            raise ValueError(
+                f"caption(s) at position {empty} have no words ({[texts[i] for i in empty]!r}); "
+                "every caption needs at least one word"
+            )
+        if strict:
+            unknown = self.unknown_words(texts)
+            if unknown:
+                raise ValueError(
+                    f"unknown word(s) {unknown}: this tokenizer knows only its fixed vocabulary of "
+                    f"{self.vocab_size - 2} words: {' '.join(self.vocabulary[2:])}. Rephrase the "
+                    "caption, or pass strict=False to map unknown words to <unk>."
+                )
+        longest = max(len(w) for w in words)
+        length = longest if pad_to is None else pad_to
+        if longest > self.max_length or length > self.max_length:
+            raise ValueError(
+                f"a caption has {max(longest, length)} tokens but the text encoder takes at most "
+                f"{self.max_length}; shorten it"
+            )
+        if length < longest:
+            raise ValueError(f"pad_to={pad_to} is shorter than the longest caption ({longest} tokens)")
+        ids = torch.full((len(texts), length), self.pad_id, dtype=torch.long)
+        for row, sentence in enumerate(words):
+            ids[row, : len(sentence)] = torch.tensor([self.index.get(w, self.unk_id) for w in sentence])
+        mask = torch.zeros_like(ids, dtype=torch.bool)
+        for row, sentence in enumerate(words):
+            mask[row, : len(sentence)] = True
+        return ids, mask
+
+    __call__ = encode
+
+    def decode(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> list[str]:
+        """Captions back from ``ids: (B, L)`` (padding dropped); inverse of :meth:`encode` on
+        normalised text."""
+        if ids.ndim != 2:
+            raise ValueError(f"decode() expects ids (B, L), got shape {tuple(ids.shape)}")
+        if mask is None:
+            mask = ids != self.pad_id
+        out = []
+        for row, keep in zip(ids.tolist(), mask.tolist(), strict=True):
+            out.append(" ".join(self.vocabulary[i] for i, k in zip(row, keep, strict=True) if k))
+        return out
+
+
+# --- towers -------------------------------------------------------------------------------------------
+
+
+def _check_tokens(ids: torch.Tensor, mask: torch.Tensor, max_length: int) -> None:
+    if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
+        raise ValueError(
+            f"ids must be a (B, L) int64 tensor from Tokenizer.encode, got "
+            f"{getattr(ids, 'dtype', type(ids).__name__)} {tuple(getattr(ids, 'shape', ()))}"
+        )
+    if not isinstance(mask, torch.Tensor) or mask.shape != ids.shape or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a bool tensor shaped like ids {tuple(ids.shape)}, got "
+            f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}"
+        )
+    if ids.shape[1] > max_length:
+        raise ValueError(f"captions of {ids.shape[1]} tokens exceed the encoder's max_length {max_length}")
+    if ids.shape[0] and not bool(mask.any(dim=1).all()):
+        raise ValueError("a caption in the batch is empty (its mask has no True); every caption needs a word")
+
+
+class TextEncoder(nn.Module):
+    """Token + learned position embeddings, a pre-norm transformer encoder, a final LayerNorm.
+
+    Bidirectional attention over the real tokens (padding is masked out of attention). The pooled
+    embedding is the mean of the real tokens' outputs (CLIP pools the end-of-text token instead;
+    the mean is order-free and works as well on captions this short).
+
+    Args:
+        vocab_size: number of token ids (``len(Tokenizer())``).
+        dim: width D. depth: transformer layers. heads: attention heads (``dim % heads == 0``).
+        max_length: longest caption in tokens.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = len(VOCABULARY),
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        max_length: int = MAX_LENGTH,
+        mlp_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        self.dim = dim
+        self.max_length = max_length
+        self.token_embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
+        self.position_embedding = nn.Parameter(torch.randn(max_length, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * mlp_ratio, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids: (B, L) int64, mask: (B, L) bool (True = real token) -> tokens (B, L, D), pooled (B, D).
+
+        Padded positions of ``tokens`` are set to zero; ``pooled`` is the masked mean of ``tokens``.
+        """
+        _check_tokens(ids, mask, self.max_length)
+        h = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
+        h = self.transformer(h, src_key_padding_mask=~mask)
+        weights = mask.unsqueeze(-1).to(h.dtype)
+        tokens = self.norm(h) * weights
+        pooled = tokens.sum(dim=1) / weights.sum(dim=1)
+        return tokens, pooled
+
+
+class ImageEncoder(nn.Module):
+    """A small CNN: 28x28 -> 14 -> 7 -> 4 with GroupNorm and GELU, then a linear layer to ``dim``.
+
+    The final 4x4 map is flattened rather than pooled, so the encoder keeps *where* the ink is (the
+    captions name corners). ``forward(images: (B, C, 28, 28)) -> (B, dim)``.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 32, dim: int = 128, image_size: int = 28) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.GroupNorm(8, c_out), nn.GELU()]
+
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.features = nn.Sequential(
+            *block(in_channels, width, 1),
+            *block(width, 2 * width, 2),
+            *block(2 * width, 2 * width, 2),
+            *block(2 * width, 2 * width, 2),
+        )
+        side = image_size
+        for _ in range(3):
+            side = (side + 1) // 2
+        self.head = nn.Linear(2 * width * side * side, dim)
+        self.dim = dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, C, H, W) in [-1, 1] -> features (B, dim)."""
+        if images.ndim != 4 or images.shape[1:] != (self.in_channels, self.image_size, self.image_size):
+            raise ValueError(
+                f"expected images (B, {self.in_channels}, {self.image_size}, {self.image_size}), "
+                f"got {tuple(images.shape)}"
+            )
+        return self.head(self.features(images).flatten(1))
+
+
+class MultimodalEncoder(nn.Module):
+    """The chapter's 13.1.1 joint embedding: one linear projection head per modality, L2-normalised.
+
+    ``visual_features: (B, visual_dim)`` and ``text_features: (B', text_dim)`` map to
+    ``(B, joint_dim)`` and ``(B', joint_dim)`` unit vectors, so their dot product is the cosine
+    similarity. Bias-free projections, as in CLIP (Radford et al. 2021, Fig. 3: W_i, W_t).
+    """
+
+    def __init__(self, visual_dim: int, text_dim: int, joint_dim: int) -> None:
+        super().__init__()
+        for name, value in (("visual_dim", visual_dim), ("text_dim", text_dim), ("joint_dim", joint_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.visual_dim, self.text_dim, self.joint_dim = visual_dim, text_dim, joint_dim
+        self.visual_projection = nn.Linear(visual_dim, joint_dim, bias=False)
+        self.text_projection = nn.Linear(text_dim, joint_dim, bias=False)
+
+    def embed_visual(self, visual_features: torch.Tensor) -> torch.Tensor:
+        """(B, visual_dim) -> (B, joint_dim), unit length."""
+        _check_features(visual_features, self.visual_dim, "visual_features", "visual_dim")
+        return F.normalize(self.visual_projection(visual_features), dim=-1)
+
+    def embed_text(self, text_features: torch.Tensor) -> torch.Tensor:
+        """(B, text_dim) -> (B, joint_dim), unit length."""
+        _check_features(text_features, self.text_dim, "text_features", "text_dim")
+        return F.normalize(self.text_projection(text_features), dim=-1)
+
+    def forward(
+        self, visual_features: torch.Tensor, text_features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (image_emb (B, joint_dim), text_emb (B', joint_dim)), both L2-normalised."""
+        return self.embed_visual(visual_features), self.embed_text(text_features)
+
+
+def _check_features(x: torch.Tensor, dim: int, name: str, dim_name: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != dim:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be (B, {dim_name}={dim}), got {shape}")
+
+
+class TinyCLIP(nn.Module):
+    """Image tower, text tower, projection heads and a learnable temperature (Radford et al. 2021).
+
+    ``logit_scale`` is log(1/temperature), initialised to log(1/0.07); the scale used in the loss is
+    ``exp(logit_scale)`` clamped at 100 (the paper: "clipped to prevent scaling the logits by more
+    than 100"). Every constructor argument is JSON-serialisable (checkpoints store them).
+
+        model = TinyCLIP()
+        image_emb, text_emb = model(images, ids, mask)       # (B, J), (B, J), unit length
+        loss = contrastive_loss(image_emb, text_emb, logit_scale=model.logit_scale)
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = len(VOCABULARY),
+        max_length: int = MAX_LENGTH,
+        image_width: int = 32,
+        image_dim: int = 128,
+        text_dim: int = 64,
+        text_depth: int = 2,
+        text_heads: int = 4,
+        joint_dim: int = 64,
+        init_temperature: float = DEFAULT_TEMPERATURE,
+        max_logit_scale: float = MAX_LOGIT_SCALE,
+    ) -> None:
+        super().__init__()
+        if not (init_temperature > 0 and 1.0 / init_temperature <= max_logit_scale):
+            raise ValueError(
+                f"init_temperature must be positive with 1/init_temperature <= max_logit_scale "
+                f"({max_logit_scale}), got {init_temperature}"
+            )
+        self.image_encoder = ImageEncoder(1, image_width, image_dim)
+        self.text_encoder = TextEncoder(vocab_size, text_dim, text_depth, text_heads, max_length)
+        self.projection = MultimodalEncoder(image_dim, text_dim, joint_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.max_logit_scale = max_logit_scale
+
+    def scale(self) -> torch.Tensor:
+        """exp(logit_scale) clamped at ``max_logit_scale`` (a 0-d tensor that carries the gradient)."""
+        return clamped_scale(self.logit_scale, self.max_logit_scale)
+
+    @property
+    def temperature(self) -> float:
+        """The current temperature tau = 1 / scale."""
+        return float(1.0 / self.scale().detach())
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, 1, 28, 28) in [-1, 1] -> (B, joint_dim) unit vectors."""
+        return self.projection.embed_visual(self.image_encoder(images))
+
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask: (B, L) from :class:`Tokenizer` -> (B, joint_dim) unit vectors."""
+        return self.projection.embed_text(self.text_encoder(ids, mask)[1])
+
+    def forward(
+        self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (image_emb (B, J), text_emb (B', J)), both L2-normalised."""
+        return self.encode_image(images), self.encode_text(ids, mask)
+
+
+# --- the contrastive objective -----------------------------------------------------------------------
+
+
+def clamped_scale(logit_scale: torch.Tensor, max_scale: float = MAX_LOGIT_SCALE) -> torch.Tensor:
+    """exp(min(logit_scale, log(max_scale))): CLIP's learnable logit scale, never above ``max_scale``.
+
+    The clamp is applied in the forward pass, so the gradient reaches ``logit_scale`` while it is
+    below the cap and is zero above it (the reference implementation clamps the parameter in place
+    after each optimiser step; the resulting scale is the same).
+    """
+    return logit_scale.clamp(max=math.log(max_scale)).exp()
+
+
+def similarity_matrix(image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities S_ij = <u_i, v_j> of L2-normalised rows: (B, J), (B', J) -> (B, B')."""
+    _check_embeddings(image_emb, text_emb, same_batch=False)
+    return F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+
+
+def _check_embeddings(image_emb: torch.Tensor, text_emb: torch.Tensor, same_batch: bool = True) -> None:
+    for name, x in (("image_emb", image_emb), ("text_emb", text_emb)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"{name} must be a (B, D) tensor, got {shape}")
+        if len(x) == 0:
+            raise ValueError(f"{name} is an empty batch; the loss needs at least one pair")
+    if image_emb.shape[1] != text_emb.shape[1]:
+        raise ValueError(
+            f"embedding sizes differ: image_emb has D={image_emb.shape[1]}, text_emb D={text_emb.shape[1]}; "
+            "project both into the same joint space (MultimodalEncoder) first"
+        )
+    if same_batch and len(image_emb) != len(text_emb):
+        raise ValueError(
+            f"batch sizes differ: {len(image_emb)} images but {len(text_emb)} captions; the "
+            "contrastive loss pairs image i with caption i, so pass as many of each"
+        )
+
+
+def contrastive_loss(
+    image_emb: torch.Tensor,
+    text_emb: torch.Tensor,
+    temperature: float | torch.Tensor = DEFAULT_TEMPERATURE,
+    *,
+    logit_scale: torch.Tensor | None = None,
+    max_logit_scale: float = MAX_LOGIT_SCALE,
+) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE loss (Radford et al. 2021, Fig. 3).
+
+    With unit vectors u_i (images) and v_j (captions), logits ``L_ij = <u_i, v_j> / tau`` and
+
+        loss = 1/2 [ CE(L, arange(B)) over rows + CE(L^T, arange(B)) over columns ]
+             = -1/(2B) sum_i [ log softmax_j(L_ij) at j=i + log softmax_j(L_ji) at j=i ],
+
+    i.e. image i must pick caption i among the batch's B captions and caption i must pick image i.
+
+    Args:
+        image_emb: (B, D); text_emb: (B, D). Rows are L2-normalised here (a no-op for unit vectors).
+        temperature: tau > 0, a float or a 0-d tensor (the chapter's call form,
+            ``contrastive_loss(image_emb, text_emb, temperature=0.07)``). Not clamped.
+        logit_scale: instead of ``temperature``, CLIP's learnable log(1/tau) (e.g.
+            ``model.logit_scale``); the scale exp(logit_scale) is clamped at ``max_logit_scale``.
+    Returns:
+        the scalar loss. For B = 1 it is 0 (the only caption is always the right one).
+    """
+    _check_embeddings(image_emb, text_emb)
+    if logit_scale is not None:
+        scale = clamped_scale(logit_scale, max_logit_scale)
+    else:
+        t = torch.as_tensor(temperature, dtype=image_emb.dtype, device=image_emb.device)
+        if t.numel() != 1 or not bool(t > 0) or not bool(torch.isfinite(t)):
+            raise ValueError(f"temperature must be one positive finite number, got {temperature!r}")
+        scale = 1.0 / t
+    logits = scale * similarity_matrix(image_emb, text_emb)
+    targets = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
