@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.chapter13-installed
 PORT ?= 8888
 LAB_ARGS ?=
+# Jupyter refuses to run as root (containers, CI) unless told to.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test unit notebooks lint checkpoints bench clean-venv help
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ROOT_ARGS) $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
