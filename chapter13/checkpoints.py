@@ -59,7 +59,10 @@ REGISTRY: dict[str, Recipe] = {
     ),
     "audio-tones": Recipe("chapter13.temporal:build_audio_tones", "13.4 1-D U-Net on tones"),
     "hierarchy-digits": Recipe(
-        "chapter13.neuro:build_hierarchy_digits", "13.5 hierarchical CNN and audio-visual fusion"
+        "chapter13.hierarchy:build_hierarchy_digits", "13.5 hierarchical CNN (V1 -> IT)"
+    ),
+    "av-fusion-digits": Recipe(
+        "chapter13.hierarchy:build_av_fusion_digits", "13.5 two-stream audio-visual fusion"
     ),
 }
 
