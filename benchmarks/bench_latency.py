@@ -1,0 +1,380 @@
+"""How fast does every widget answer? Median and worst update time against the live-teaching budget.
+
+Each widget is measured two ways, on this machine's CPU:
+
+- **pure**: its pure function called with a new value, plus the PNG render of the figure it returns
+  (what the browser is sent), i.e. the work one update does when nothing is reused;
+- **widget**: the ``ipywidgets`` object built by the widget's builder, with its control set to a new
+  value (``control.value = v``), which runs the widget's own observer: the real update, including any
+  caching or figure reuse, the PNG encoding and, for ``Output``-based widgets, IPython's display
+  formatter (an ``InteractiveShell`` with the inline backend computes the PNG just as a kernel does).
+
+Each update uses a value not seen before (a sweep across the control's range), so caches keyed on the
+value do not flatter the numbers; the first update (cold caches, model loading) is shown apart.
+The budget (issue 9) is 0.1 s for pure plots and 1 s for anything that samples a model; a widget is
+over budget when the **median** wall time of its ipywidgets updates exceeds it. Exit status 1 if any
+widget is over budget or could not be measured.
+
+    .venv/bin/python benchmarks/bench_latency.py              # all widgets, 7 updates each
+    .venv/bin/python benchmarks/bench_latency.py -k mcgurk -n 15
+    .venv/bin/python benchmarks/bench_latency.py --json out.json
+
+Timings are wall-clock on a shared 2-core CPU; the load average is printed with the table (CPU
+seconds of this process are shown beside them: they move less with other people's load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BUDGET_S = {"plot": 0.1, "model": 1.0}
+"""Seconds per update: pure plots (schedules, neuro models) and widgets that sample a model."""
+
+
+@dataclass
+class Case:
+    """One widget control to measure.
+
+    ``setup()`` returns ``(pure, build)``: ``pure(value)`` calls the pure function for a control value
+    and returns what it returns (a Figure is rendered to PNG as part of the timing); ``build()``
+    returns the ipywidgets object. ``control`` is a regular expression for the control's
+    description; ``values`` the sequence of values to set, in order.
+    """
+
+    section: str
+    widget: str
+    module: str
+    kind: str
+    control: str
+    values: Sequence[Any]
+    setup: Callable[[], tuple[Callable[[Any], Any], Callable[[], Any]]]
+
+
+@dataclass
+class Row:
+    section: str
+    widget: str
+    module: str
+    control: str
+    kind: str
+    budget_s: float
+    pure_first_s: float = float("nan")
+    pure_median_s: float = float("nan")
+    pure_worst_s: float = float("nan")
+    widget_first_s: float = float("nan")
+    widget_median_s: float = float("nan")
+    widget_worst_s: float = float("nan")
+    widget_cpu_median_s: float = float("nan")
+    updates: int = 0
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def verdict(self, judge: str = "wall") -> str:
+        """ "ok" or "OVER" for the median update (wall clock, or this process's CPU seconds)."""
+        if self.error:
+            return "ERROR"
+        value = self.widget_median_s if judge == "wall" else self.widget_cpu_median_s
+        return "ok" if value <= self.budget_s else "OVER"
+
+
+# ----------------------------------------------------------------------------------------------------
+# helpers
+
+
+def render_if_figure(result: Any) -> Any:
+    """Render a matplotlib Figure to PNG bytes (the work a notebook does to show it); close it."""
+    from matplotlib.figure import Figure
+
+    if isinstance(result, Figure):
+        buffer = io.BytesIO()
+        result.savefig(buffer, format="png")
+        import matplotlib.pyplot as plt
+
+        plt.close(result)
+        return buffer.getvalue()
+    return result
+
+
+def iter_widgets(root: Any):
+    """Every widget below ``root`` (depth first), following ``children``."""
+    yield root
+    for child in getattr(root, "children", ()) or ():
+        yield from iter_widgets(child)
+
+
+def find_control(root: Any, pattern: str) -> Any:
+    import re
+
+    regex = re.compile(pattern, re.I)
+    found = [
+        w for w in iter_widgets(root) if hasattr(w, "value") and regex.search(getattr(w, "description", ""))
+    ]
+    if not found:
+        names = [getattr(w, "description", "") for w in iter_widgets(root) if getattr(w, "description", "")]
+        raise LookupError(f"no control whose description matches /{pattern}/; controls: {names}")
+    return found[0]
+
+
+def sweep(low: float, high: float, n: int, start: float | None = None) -> list[float]:
+    """``n`` distinct values spread over [low, high], leaving out the one nearest ``start`` (the
+    control's initial value, which would not trigger an update) or else the first."""
+    import numpy as np
+
+    values = [float(v) for v in np.linspace(low, high, n + 1)]
+    drop = 0 if start is None else int(np.argmin([abs(v - start) for v in values]))
+    return values[:drop] + values[drop + 1 :]
+
+
+def shell():
+    """An IPython shell with the inline backend, so that ``display(fig)`` computes the PNG."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.core.pylabtools import select_figure_formats
+
+    ip = InteractiveShell.instance()
+    select_figure_formats(ip, {"png"})  # what the inline backend registers in a kernel
+    return ip
+
+
+# ----------------------------------------------------------------------------------------------------
+# cases: one function per widget; each imports lazily so that one missing module fails only its row
+
+
+def _mnist():
+    from chapter13.data import load_mnist
+
+    return load_mnist("train")
+
+
+def case_gallery(n: int) -> list[Case]:
+    def setup():
+        from chapter13.widgets.gallery import digit_browser, gallery_figure
+
+        x, y = _mnist()
+        return (lambda v: gallery_figure(x, y, digit=7, n=32, page=int(v))), (
+            lambda: digit_browser(x, y, n=32)
+        )
+
+    return [
+        Case(
+            "13.0",
+            "digit browser",
+            "chapter13.widgets.gallery",
+            "plot",
+            "^page$",
+            list(range(1, n + 1)),
+            setup,
+        )
+    ]
+
+
+def case_temperature(n: int) -> list[Case]:
+    import numpy as np
+
+    def setup():
+        import torch
+
+        from chapter13.widgets.temperature import temperature_figure, temperature_widget
+
+        g = torch.Generator().manual_seed(0)
+        e = torch.nn.functional.normalize(torch.randn(16, 32, generator=g), dim=1)
+        similarity = e @ torch.nn.functional.normalize(e + 0.5 * torch.randn(16, 32, generator=g), dim=1).T
+        import matplotlib.pyplot as plt
+
+        with plt.ioff():
+            fig = temperature_figure(similarity, 0.07)
+        return (lambda v: temperature_figure(similarity, v, fig=fig)), (
+            lambda: temperature_widget(similarity)
+        )
+
+    taus = [float(t) for t in np.geomspace(0.01, 1.5, n)]
+    return [Case("13.1", "temperature", "chapter13.widgets.temperature", "plot", "tau", taus, setup)]
+
+
+def _neuro_case(section, title, figure_fn, widget_fn, control, values, kwarg) -> Case:
+    def setup():
+        module = importlib.import_module("chapter13.widgets.neuro")
+        pure = getattr(module, figure_fn)
+        return (lambda v: pure(**{kwarg: v})), getattr(module, widget_fn)
+
+    return Case(section, title, "chapter13.widgets.neuro", "plot", control, values, setup)
+
+
+def case_neuro(n: int) -> list[Case]:
+    return [
+        _neuro_case(
+            "13.5",
+            "McGurk",
+            "mcgurk_figure",
+            "mcgurk_widget",
+            "^congruence$",
+            sweep(0, 1, n, 0.0),
+            "congruence",
+        ),
+        _neuro_case(
+            "13.5", "McGurk", "mcgurk_figure", "mcgurk_widget", "hearing", sweep(0.1, 1.5, n, None), "sigma_a"
+        ),
+        _neuro_case(
+            "13.5",
+            "ventriloquist",
+            "ventriloquist_figure",
+            "ventriloquist_widget",
+            "disparity",
+            sweep(0.5, 40, n, 10.0),
+            "disparity",
+        ),
+        _neuro_case(
+            "13.5",
+            "tug-of-war",
+            "tug_of_war_figure",
+            "tug_of_war_widget",
+            "σ visual",
+            sweep(0.2, 15, n, 2.0),
+            "sigma_v",
+        ),
+        _neuro_case(
+            "13.5",
+            "flash-beep",
+            "flash_beep_figure",
+            "flash_beep_widget",
+            "p_common",
+            sweep(0.0, 1.0, n, None),
+            "p_common",
+        ),
+    ]
+
+
+CASES: list[Callable[[int], list[Case]]] = [case_gallery, case_temperature, case_neuro]
+
+
+# ----------------------------------------------------------------------------------------------------
+# measuring
+
+
+def _time(fn: Callable[[], Any]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(case: Case) -> Row:
+    row = Row(case.section, case.widget, case.module, case.control, case.kind, BUDGET_S[case.kind])
+    try:
+        pure, build = case.setup()
+        values = list(case.values)
+        # pure function: first call apart, then every value
+        first, _ = _time(lambda: render_if_figure(pure(values[0])))
+        row.pure_first_s = first
+        pure_times = [_time(lambda v=v: render_if_figure(pure(v)))[0] for v in values[1:]]
+        # ipywidgets: build (not timed as an update), then set the control to each value
+        sink = io.StringIO()
+        with contextlib.redirect_stdout(sink):
+            widget = build()
+            control = find_control(widget, case.control)
+            options = getattr(control, "options", None)
+            if options is not None:  # a selection: cycle through its options instead
+                labels = [o[1] if isinstance(o, tuple) else o for o in options]
+                values = [
+                    labels[(labels.index(control.value) + 1 + i) % len(labels)] for i in range(len(values))
+                ]
+            first, _ = _time(lambda: setattr(control, "value", values[0]))
+            row.widget_first_s = first
+            timings = [_time(lambda v=v: setattr(control, "value", v)) for v in values[1:]]
+        walls = [t[0] for t in timings]
+        row.pure_median_s = statistics.median(pure_times)
+        row.pure_worst_s = max(pure_times)
+        row.widget_median_s = statistics.median(walls)
+        row.widget_worst_s = max(walls)
+        row.widget_cpu_median_s = statistics.median(t[1] for t in timings)
+        row.updates = len(walls)
+    except Exception as error:  # a broken widget is a row in the table, not a crash
+        row.error = f"{type(error).__name__}: {error}"
+        row.notes.append(traceback.format_exc(limit=3))
+    return row
+
+
+def table(rows: list[Row]) -> str:
+    head = (
+        f"{'sec':5s} {'widget':15s} {'control':14s} {'kind':5s} {'budget':>6s} | "
+        f"{'pure 1st':>8s} {'median':>7s} {'worst':>7s} | {'widget 1st':>10s} {'median':>7s} "
+        f"{'worst':>7s} {'cpu med':>7s} | wall  cpu"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r.error:
+            lines.append(
+                f"{r.section:5s} {r.widget:15s} {r.control[:14]:14s} {r.kind:5s} {r.budget_s:6.2f} | {r.error}"
+            )
+            continue
+        lines.append(
+            f"{r.section:5s} {r.widget:15s} {r.control[:14]:14s} {r.kind:5s} {r.budget_s:6.2f} | "
+            f"{r.pure_first_s:8.3f} {r.pure_median_s:7.3f} {r.pure_worst_s:7.3f} | {r.widget_first_s:10.3f} "
+            f"{r.widget_median_s:7.3f} {r.widget_worst_s:7.3f} {r.widget_cpu_median_s:7.3f} | "
+            f"{r.verdict('wall'):5s} {r.verdict('cpu')}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--updates", type=int, default=7, help="updates per widget (default 7)")
+    parser.add_argument("-k", "--keyword", default="", help="only widgets whose name or module contains this")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--judge",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="what the exit status judges: wall-clock median (default) or this process's CPU seconds, "
+        "a stand-in for an idle machine when others load the CPU (say so when you use it)",
+    )
+    args = parser.parse_args(argv)
+    if args.updates < 2:
+        parser.error("--updates must be at least 2 (a first update plus one timed update)")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    shell()
+    cases = [c for make in CASES for c in make(args.updates + 1)]
+    key = args.keyword.lower()
+    cases = [c for c in cases if key in f"{c.widget} {c.module} {c.section}".lower()]
+    rows = []
+    for case in cases:
+        print(f"measuring {case.section} {case.widget} /{case.control}/ ...", file=sys.stderr, flush=True)
+        rows.append(measure(case))
+    import torch
+
+    load = os.getloadavg()
+    print(
+        f"\nwidget update latency on {os.cpu_count()} CPUs (torch threads {torch.get_num_threads()}), "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; seconds, wall clock unless 'cpu'"
+    )
+    print(table(rows))
+    over = [r for r in rows if r.verdict(args.judge) != "ok"]
+    for r in rows:
+        if r.error:
+            print(f"\n{r.section} {r.widget}: {r.notes[0] if r.notes else r.error}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(
+                [{**asdict(r), "wall": r.verdict("wall"), "cpu": r.verdict("cpu")} for r in rows],
+                handle,
+                indent=2,
+            )
+    print(
+        f"\n{len(rows) - len(over)} of {len(rows)} within budget (median {args.judge} time of the ipywidgets updates; "
+        f"budget {BUDGET_S['plot']} s pure plots, {BUDGET_S['model']} s model sampling)"
+    )
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
