@@ -543,7 +543,7 @@ def ventriloquist_bias(
 
     Returns:
         dict of ``(D,)`` arrays: ``bias``, ``report_common`` (probability of judging one cause),
-        ``s_a_hat``, ``s_v_hat``.
+        ``p_common`` (mean posterior p(C=1 | x)), ``s_a_hat``, ``s_v_hat``.
     """
     d = _as_float("disparities", disparities)
     if np.any(d == 0):
@@ -556,6 +556,7 @@ def ventriloquist_bias(
     return dict(
         bias=_scalar_or_array(bias),
         report_common=means["report_common"],
+        p_common=means["p_common"],
         s_a_hat=means["s_a_hat"],
         s_v_hat=means["s_v_hat"],
     )

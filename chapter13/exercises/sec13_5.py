@@ -1,0 +1,187 @@
+"""Self-checks for the exercises of 13.5 (neural multimodal integration).
+
+Each ``check_*`` prints what is wrong (or "not attempted yet" for ``None``) and returns False, or
+prints a confirmation and returns True. None of them raises on a student's answer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from chapter13 import neuro
+
+__all__ = [
+    "REFERENCE_CASES",
+    "check_common_cause_threshold",
+    "check_enhancement",
+    "check_flash_alone",
+    "check_mcgurk_settings",
+    "check_mle_sigma",
+    "check_product_of_experts",
+    "check_receptive_field",
+]
+
+
+def _not_attempted(answer: Any, what: str) -> bool:
+    if answer is None:
+        print(f"Not attempted yet: {what}")
+        return True
+    return False
+
+
+def _number(answer: Any) -> float | None:
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"Expected a number, got {type(answer).__name__} {answer!r}.")
+        return None
+    if not math.isfinite(value):
+        print(f"Expected a finite number, got {value}.")
+        return None
+    return value
+
+
+def _close(answer: Any, want: float, tol: float, hint: str, unit: str = "") -> bool:
+    value = _number(answer)
+    if value is None:
+        return False
+    if abs(value - want) <= tol:
+        print(f"Correct: {want:.4g}{unit}.")
+        return True
+    print(f"Not quite: you have {value:.4g}{unit}. {hint}")
+    return False
+
+
+def check_mle_sigma(answer: float | None) -> bool:
+    """Exercise 1: the combined standard deviation of a visual cue (sigma 2) and an auditory cue
+    (sigma 4) under maximum-likelihood combination."""
+    if _not_attempted(answer, "set `combined_sigma` to the combined standard deviation."):
+        return False
+    want = 1 / math.sqrt(1 / 2**2 + 1 / 4**2)
+    return _close(answer, want, 0.01, "Add the precisions 1/sigma^2, then take 1/sqrt of the sum.")
+
+
+def check_common_cause_threshold(answer: float | None) -> bool:
+    """Exercise 2: with Körding's sigmas, p_common = 0.5 and x_a = 0, the visual measurement x_v
+    (> 0) at which p(C=1 | x) falls to 0.5."""
+    if _not_attempted(answer, "set `threshold` to the x_v (degrees) where p(C=1 | x) = 0.5."):
+        return False
+    from scipy.optimize import brentq
+
+    k = neuro.KORDING_2007
+
+    def gap(x: float) -> float:
+        return (
+            float(neuro.causal_inference_posterior(x, 0.0, k["sigma_v"], k["sigma_a"], k["sigma_p"], 0.5))
+            - 0.5
+        )
+
+    want = brentq(gap, 0.0, 100.0)
+    return _close(
+        answer,
+        want,
+        0.1,
+        "Evaluate causal_inference_posterior on a fine grid of x_v (or use brentq).",
+        " deg",
+    )
+
+
+def check_mcgurk_settings(settings: dict | None) -> bool:
+    """Exercise 3: an observer (sigma_a, sigma_v, p_common) that hears auditory "ba" + visual "ga"
+    as "da" at least 85 % of the time while still hearing congruent "ba" as "ba" at least 90 %."""
+    if _not_attempted(settings, "set `settings = dict(sigma_a=..., sigma_v=..., p_common=...)`."):
+        return False
+    try:
+        args = {key: float(settings[key]) for key in ("sigma_a", "sigma_v", "p_common")}
+        fusion = neuro.mcgurk_responses("ba", "ga", **args)["da"]
+        congruent = neuro.mcgurk_responses("ba", "ba", **args)["ba"]
+    except (KeyError, TypeError, ValueError) as error:
+        print(f"Could not evaluate these settings: {error}")
+        return False
+    if fusion >= 0.85 and congruent >= 0.9:
+        print(f'Correct: "da" {fusion:.0%} for AbaVga, "ba" {congruent:.0%} for AbaVba.')
+        return True
+    print(
+        f'Not yet: "da" {fusion:.0%} for AbaVga (need >= 85 %), "ba" {congruent:.0%} for AbaVba (need >= 90 %). '
+        "Which cue must be trusted more, and how sure must the observer be that voice and face belong together?"
+    )
+    return False
+
+
+def check_flash_alone(answer: float | None) -> bool:
+    """Exercise 4: probability that the flash-beep observer (sigma_v = 0.7, counts 1-4 equally
+    likely a priori) reports one flash for one flash and no beep."""
+    if _not_attempted(answer, "set `p_one` to the probability of reporting 1 flash."):
+        return False
+    from scipy.stats import norm
+
+    want = float(norm.cdf(0.5 / 0.7))
+    return _close(
+        answer, want, 0.01, "With a flat prior the report is the count nearest to x_v: when is x_v < 1.5?"
+    )
+
+
+def check_enhancement(answer: float | None) -> bool:
+    """Exercise 5: the enhancement index of a neuron firing 30 spikes/s to the combined stimulus and
+    12 and 8 spikes/s to vision and sound alone."""
+    if _not_attempted(answer, "set `enhancement` to the index in percent."):
+        return False
+    return _close(answer, 150.0, 0.5, "Divide by the best unisensory response, not by their sum.", " %")
+
+
+def check_receptive_field(answer: int | None) -> bool:
+    """Exercise 6: the receptive field (pixels) of a unit after a fourth 3x3 convolution (stride
+    1) added after the IT stage of :class:`chapter13.hierarchy.HierarchicalCNN`."""
+    if _not_attempted(answer, "set `rf_next` to the receptive-field size in pixels."):
+        return False
+    return _close(
+        answer, 20.0, 0.0, "After two poolings neighbouring IT units are 4 pixels apart: r + (k-1) j."
+    )
+
+
+def check_product_of_experts(combine: Callable | None) -> bool:
+    """Exercise 7: ``combine(p_visual, p_auditory)`` returns the class probabilities of an ideal
+    observer with conditionally independent cues and a flat class prior (each input ``(K,)``)."""
+    if _not_attempted(combine, "define `combine(p_visual, p_auditory)`."):
+        return False
+    cases = [
+        (np.array([0.7, 0.2, 0.1]), np.array([0.1, 0.6, 0.3])),
+        (np.array([0.25, 0.25, 0.5]), np.array([0.5, 0.25, 0.25])),
+        (np.array([0.9, 0.05, 0.05]), np.array([1 / 3, 1 / 3, 1 / 3])),
+    ]
+    for p_v, p_a in cases:
+        want = p_v * p_a / np.sum(p_v * p_a)
+        try:
+            got = np.asarray(combine(p_v.copy(), p_a.copy()), dtype=float)
+        except Exception as error:  # a student's function may fail in any way
+            print(f"Your function raised {type(error).__name__}: {error}")
+            return False
+        if got.shape != want.shape or not np.allclose(got, want, atol=1e-6):
+            print(
+                f"Not quite: for p_v={p_v}, p_a={p_a} you return {np.round(got, 3)}, the ideal observer "
+                f"says {np.round(want, 3)}. Multiply the likelihoods, then normalise."
+            )
+            return False
+    print("Correct: the product of experts, p(k | v, a) ∝ p(k | v) p(k | a) with a flat prior.")
+    return True
+
+
+def _reference_combine(p_v: np.ndarray, p_a: np.ndarray) -> np.ndarray:
+    product = p_v * p_a
+    return product / product.sum()
+
+
+REFERENCE_CASES: list[tuple[str, Any, Any]] = [
+    ("check_mle_sigma", 1.7889, 3.0),
+    ("check_common_cause_threshold", 9.597, 20.0),
+    ("check_mcgurk_settings", dict(sigma_a=0.7, sigma_v=0.25, p_common=0.98), dict(neuro.MCGURK_DEFAULTS)),
+    ("check_flash_alone", 0.7625, 1.0),
+    ("check_enhancement", 150.0, 50.0),
+    ("check_receptive_field", 20, 14),
+    ("check_product_of_experts", _reference_combine, lambda p_v, p_a: (p_v + p_a) / 2),
+]
+"""(checker, a right answer, a wrong answer), used by the unit tests."""
