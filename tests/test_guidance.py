@@ -1,0 +1,258 @@
+"""Classifier-free guidance: the guided prediction, its conventions, condition dropout, the wrapper."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from chapter13 import guidance
+
+
+class ToyConditional(nn.Module):
+    """ε = conv(x) + embed(t) + a linear read-out of the mean context token; counts its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.time = nn.Embedding(100, 1)
+        self.read = nn.Linear(5, 16)
+        self.calls = 0
+
+    def forward(self, x, t, context, context_mask):
+        self.calls += 1
+        weights = context_mask.float().unsqueeze(-1)
+        pooled = (context * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return self.conv(x) + self.time(t).view(-1, 1, 1, 1) + self.read(pooled).view(-1, 1, 4, 4)
+
+
+@pytest.fixture
+def setup():
+    g = torch.Generator().manual_seed(1)
+    model = ToyConditional().eval()
+    x = torch.randn(3, 1, 4, 4, generator=g)
+    t = torch.tensor([5, 17, 99])
+    cond = {"context": torch.randn(3, 6, 5, generator=g), "context_mask": torch.ones(3, 6, dtype=torch.bool)}
+    cond["context_mask"][0, 4:] = False
+    null = {"context": torch.zeros(1, 6, 5), "context_mask": torch.zeros(1, 6, dtype=torch.bool)}
+    null["context_mask"][0, 0] = True
+    null["context"][0, 0] = 0.3
+    return model, x, t, cond, null
+
+
+def _separate(model, x, t, cond, null):
+    """The two predictions from two independent forward passes (the reference)."""
+    null_b = {k: v.expand(x.shape[0], *v.shape[1:]) for k, v in null.items()}
+    with torch.no_grad():
+        return model(x, t, **null_b), model(x, t, **cond)
+
+
+def test_scale_zero_and_one_give_unconditional_and_conditional(setup):
+    model, x, t, cond, null = setup
+    eps_u, eps_c = _separate(model, x, t, cond, null)
+    with torch.no_grad():
+        # the shortcut for plain numbers
+        assert torch.equal(guidance.guided_epsilon(model, x, t, cond, null, 0.0), eps_u)
+        assert torch.equal(guidance.guided_epsilon(model, x, t, cond, null, 1.0), eps_c)
+        # the batched formula (a per-example tensor scale never takes the shortcut)
+        mixed = guidance.guided_epsilon(model, x, t, cond, null, torch.tensor([0.0, 1.0, 0.0]))
+    torch.testing.assert_close(mixed[0], eps_u[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(mixed[1], eps_c[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(mixed[2], eps_u[2], rtol=0, atol=1e-6)
+    assert not torch.allclose(eps_u, eps_c), "the toy model must depend on the condition"
+
+
+def test_batched_guided_forward_equals_two_separate_forwards(setup):
+    model, x, t, cond, null = setup
+    eps_u, eps_c = _separate(model, x, t, cond, null)
+    model.calls = 0
+    with torch.no_grad():
+        guided, part_u, part_c = guidance.guided_epsilon(model, x, t, cond, null, 3.5, return_parts=True)
+    assert model.calls == 1, "the guided prediction must use one batched forward pass"
+    torch.testing.assert_close(part_u, eps_u, rtol=0, atol=1e-6)
+    torch.testing.assert_close(part_c, eps_c, rtol=0, atol=1e-6)
+    # Ho & Salimans (2022) eq. 6 with w = s - 1 = 2.5, written out independently
+    w = 2.5
+    torch.testing.assert_close(guided, (1 + w) * eps_c - w * eps_u, rtol=0, atol=1e-5)
+
+
+def test_per_example_scale(setup):
+    model, x, t, cond, null = setup
+    eps_u, eps_c = _separate(model, x, t, cond, null)
+    scale = torch.tensor([0.5, 2.0, 7.0])
+    with torch.no_grad():
+        guided = guidance.guided_epsilon(model, x, t, cond, null, scale)
+    for i, s in enumerate(scale.tolist()):
+        torch.testing.assert_close(guided[i], eps_u[i] + s * (eps_c[i] - eps_u[i]), rtol=0, atol=1e-5)
+
+
+def test_conventions():
+    assert guidance.scale_from_w(0.0) == 1.0  # w = 0: plain conditional model
+    assert guidance.scale_from_w(-1.0) == 0.0  # w = -1: unconditional
+    assert guidance.w_from_scale(7.5) == 6.5
+
+
+def test_guided_model_is_a_plain_callable(setup):
+    model, x, t, cond, null = setup
+    eps_u, eps_c = _separate(model, x, t, cond, null)
+    wrapped = guidance.GuidedModel(model, null, 2.0)
+    with torch.no_grad():
+        out = wrapped(x, t, **cond)
+    torch.testing.assert_close(out, 2 * eps_c - eps_u, rtol=0, atol=1e-5)
+    # a callable null condition works the same way
+    wrapped = guidance.GuidedModel(model, lambda c: null, 2.0)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x, t, **cond), out)
+
+
+def test_drop_condition():
+    g = torch.Generator().manual_seed(0)
+    cond = {
+        "context": torch.randn(2000, 3, 2, generator=g),
+        "context_mask": torch.ones(2000, 3, dtype=torch.bool),
+    }
+    null = {"context": torch.zeros(1, 3, 2), "context_mask": torch.tensor([[True, False, False]])}
+    kept = guidance.drop_condition(cond, null, 0.0, generator=g)
+    assert all(torch.equal(kept[k], cond[k]) for k in cond)
+    gone = guidance.drop_condition(cond, null, 1.0, generator=g)
+    assert torch.equal(gone["context"], torch.zeros(2000, 3, 2))
+    assert torch.equal(gone["context_mask"], null["context_mask"].expand(2000, 3))
+    half = guidance.drop_condition(cond, null, 0.15, generator=g)
+    dropped = (half["context"] == 0).flatten(1).all(1)
+    # each row is either untouched or entirely the null condition, mask and tokens together
+    assert torch.equal(half["context"][~dropped], cond["context"][~dropped])
+    assert torch.equal(half["context_mask"][dropped], null["context_mask"].expand(int(dropped.sum()), 3))
+    # binomial(2000, 0.15): mean 300, sd 16 -> 5 sd band
+    assert 220 < int(dropped.sum()) < 380
+
+
+def test_bad_input_is_explained(setup):
+    model, x, t, cond, null = setup
+    with pytest.raises(ValueError, match="probability"):
+        guidance.drop_condition(cond, null, 1.5)
+    with pytest.raises(ValueError, match="same keys"):
+        guidance.guided_epsilon(model, x, t, cond, {"context": null["context"]}, 2.0)
+    with pytest.raises(ValueError, match="pad text to the same length"):
+        short = {"context": torch.zeros(1, 4, 5), "context_mask": torch.ones(1, 4, dtype=torch.bool)}
+        guidance.guided_epsilon(model, x, t, cond, short, 2.0)
+    with pytest.raises(ValueError, match=r"shape \(B,\)"):
+        guidance.guided_epsilon(model, x, t, cond, null, torch.ones(2))
+
+
+# --- the text-to-image model -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    torch.manual_seed(0)
+    model = guidance.new_text_to_image(dict(guidance.TEXT2IMAGE_UNET, base_channels=8), clip=None).eval()
+    # an untrained U-Net starts its output conv and the output projections of its residual and
+    # cross-attention blocks at zero; give them weights so that x and the text reach the output
+    with torch.no_grad():
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(std=0.3)
+    return model
+
+
+PROMPTS = ["a handwritten digit 3", "a thick small seven in the top left corner"]
+
+
+def test_unknown_prompt_words_raise_a_clear_message(text_model):
+    with pytest.raises(ValueError) as info:
+        text_model.encode_text(["a handwritten digit 3", "a purple 3 on a hat"])
+    message = str(info.value)
+    assert "'purple'" in message and "'hat'" in message and "'on'" in message
+    assert "handwritten" in message, "the message lists the words the encoder does know"
+    with pytest.raises(ValueError, match="purple"):
+        guidance.generate(text_model, "a purple 3", steps=2)
+
+
+def test_label_prompts_are_the_default_captions():
+    from chapter13.captions import default_caption
+
+    assert guidance.label_prompts([3, 0]) == [default_caption(3), default_caption(0)]
+    assert guidance.label_prompts(torch.tensor([7]))[0].split()[-1] == "7"
+
+
+def test_text_encoding_is_cached_and_padded(text_model):
+    cond = text_model.encode_text(PROMPTS)
+    assert cond["context"].shape == (2, text_model.context_length, 64)
+    assert cond["context_mask"].sum(1).tolist() == [4, 9]  # words per prompt
+    again = text_model.encode_text(PROMPTS[::-1])
+    assert torch.equal(again["context"][0], cond["context"][1])
+
+
+def test_text_model_batched_guidance_equals_two_forwards(text_model):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 28, 28, generator=g)
+    t = torch.tensor([10, 800])
+    cond = text_model.encode_text(PROMPTS)
+    null = text_model.null_condition(2)
+    with torch.no_grad():
+        eps_u = text_model(x, t, **null)
+        eps_c = text_model(x, t, **cond)
+        guided = guidance.guided_epsilon(text_model, x, t, cond, text_model.null_condition(1), 4.0)
+    assert not torch.allclose(eps_u, eps_c, atol=1e-4), "the prompt must change the prediction"
+    torch.testing.assert_close(guided, eps_u + 4.0 * (eps_c - eps_u), rtol=1e-4, atol=1e-5)
+
+
+def test_null_condition_is_the_unet_without_text(text_model):
+    x = torch.randn(2, 1, 28, 28)
+    t = torch.tensor([5, 500])
+    with torch.no_grad():
+        torch.testing.assert_close(text_model(x, t, **text_model.null_condition(2)), text_model.unet(x, t))
+
+
+def test_padding_tokens_do_not_reach_the_image(text_model):
+    x = torch.randn(2, 1, 28, 28)
+    t = torch.tensor([5, 500])
+    cond = text_model.encode_text(PROMPTS)
+    noisy = dict(cond)
+    noisy["context"] = torch.where(
+        cond["context_mask"][..., None], cond["context"], torch.randn_like(cond["context"])
+    )
+    changed = dict(cond)
+    changed["context"] = cond["context"] + 0.5 * cond["context_mask"][..., None]
+    with torch.no_grad():
+        base = text_model(x, t, **cond)
+        torch.testing.assert_close(text_model(x, t, **noisy), base)
+        assert not torch.allclose(text_model(x, t, **changed), base, atol=1e-4)
+
+
+def test_guided_sampler_at_scale_one_is_the_conditional_sampler(text_model):
+    from chapter13.diffusion import sample_ddim
+
+    cond = text_model.encode_text(PROMPTS)
+    schedule = text_model.noise_schedule
+    plain = sample_ddim(
+        text_model,
+        schedule,
+        (2, 1, 28, 28),
+        steps=3,
+        generator=torch.Generator().manual_seed(4),
+        progress=False,
+        **cond,
+    )
+    guided = guidance.generate(
+        text_model, PROMPTS, guidance=1.0, steps=3, generator=torch.Generator().manual_seed(4)
+    )
+    torch.testing.assert_close(guided, plain.clamp(-1, 1))
+    # and a per-image scale tensor ([1, 1]) takes the batched path to the same result
+    both = guidance.generate(
+        text_model, PROMPTS, guidance=torch.ones(2), steps=3, generator=torch.Generator().manual_seed(4)
+    )
+    torch.testing.assert_close(both, guided, rtol=1e-4, atol=1e-4)
+
+
+def test_checkpoint_config_rebuilds_the_model(text_model):
+    clone = guidance.TextToImageUNet(**text_model.config)
+    clone.load_state_dict(text_model.state_dict())
+    x, t = torch.randn(1, 1, 28, 28), torch.tensor([300])
+    cond = text_model.encode_text(PROMPTS[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            clone.eval()(x, t, **clone.encode_text(PROMPTS[:1])), text_model(x, t, **cond)
+        )
+    assert not any(p.requires_grad for p in text_model.text_encoder.parameters()), "the text tower is frozen"
