@@ -139,6 +139,26 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TRACEBACK_TEXT = re.compile(r"Traceback \(most recent call last\)")
 
 
+@dataclass(frozen=True)
+class Control:
+    """A control a notebook promises: its kind, a regex for its description, whether it redraws."""
+
+    kind: str
+    label: str
+    moves_figure: bool = True
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What a notebook promises to render: at least ``min_views`` widgets and these controls."""
+
+    min_views: int
+    controls: tuple[Control, ...] = ()
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
 @dataclass
 class Figure:
     """The images of one widget: a digest of their bytes, how many there are and their total size."""

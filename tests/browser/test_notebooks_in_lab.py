@@ -18,32 +18,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from urllib.parse import urlparse
 
 import pytest
-from labdriver import NOTEBOOK_DIR, safe_name
+from labdriver import LOCAL_HOSTS, NOTEBOOK_DIR, Control, Promise, safe_name
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 RUN_ALL_TIMEOUT_S = 420
 """Quick mode runs a notebook in well under a minute; the browser and 2 shared cores get slack."""
-
-
-@dataclass(frozen=True)
-class Control:
-    """A control a notebook promises: its kind, a regex for its description, whether it redraws."""
-
-    kind: str
-    label: str
-    moves_figure: bool = True
-
-
-@dataclass(frozen=True)
-class Promise:
-    """What a notebook promises to render: at least ``min_views`` widgets and these controls."""
-
-    min_views: int
-    controls: tuple[Control, ...] = ()
 
 
 PROMISES: dict[str, Promise] = {
@@ -52,7 +35,6 @@ PROMISES: dict[str, Promise] = {
 }
 """Keyed by the notebook's section number (its file name's first four characters)."""
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 BADGE_HOSTS = {"colab.research.google.com", "mybinder.org", "img.shields.io"}
 """The Colab/Binder badge images in the first cell: offline they show their alt text, nothing breaks."""
 
