@@ -1,0 +1,130 @@
+"""Tests of chapter13.hierarchy (13.5.3) and of the chapter's listings in chapter13.book.sec13_5."""
+
+import numpy as np
+import pytest
+import torch
+
+from chapter13 import hierarchy as H
+from chapter13.book import sec13_5 as book
+
+
+@pytest.mark.parametrize(
+    "in_channels, size, want",
+    [(1, 28, 32 * 7 * 7), (3, 32, 32 * 8 * 8), (1, (20, 36), 32 * 5 * 9), (2, 30, 32 * 7 * 7)],
+)
+def test_flatten_size_is_derived_from_the_input(in_channels, size, want):
+    model = H.HierarchicalCNN(in_channels, size, widths=(4, 8, 32))
+    assert model.flatten_size == want  # two 2x2 poolings: floor(floor(n / 2) / 2)
+    hw = (size, size) if isinstance(size, int) else size
+    x = torch.randn(2, in_channels, *hw)
+    assert model(x).shape == (2, 10)
+    stages = model.stages(x)
+    assert list(stages) == list(H.STAGES)
+    assert stages["V1"].shape == (2, 4, *hw)
+    assert stages["IT"].shape[1:] == (32, hw[0] // 4, hw[1] // 4)
+    assert stages["association"].shape == (2, 64)
+
+
+def test_wrong_input_shape_says_how_to_fix():
+    model = H.HierarchicalCNN()
+    with pytest.raises(ValueError, match="image_size"):
+        model(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="widths"):
+        H.HierarchicalCNN(widths=(8, 16))
+
+
+def test_receptive_fields_by_hand_and_by_gradient():
+    model = H.HierarchicalCNN()
+    fields = {rf.stage: rf for rf in H.receptive_fields(model)}
+    # V1: 3; V2/V4: 3 + 2 = 5, pool: 5 + 1 = 6 (jump 2); IT: 6 + 2*2 = 10, pool: 10 + 1*2 = 12 (jump 4)
+    assert [fields[s].size for s in ("V1", "V2/V4", "IT")] == [3, 6, 12]
+    assert [fields[s].jump for s in ("V1", "V2/V4", "IT")] == [1, 2, 4]
+    assert fields["IT"].spatial == (7, 7)
+    for stage in ("V1", "V2/V4", "IT"):
+        mask = H.empirical_receptive_field(model, stage, n_probes=4).numpy()
+        rows, cols = np.nonzero(mask)
+        assert rows.max() - rows.min() + 1 == fields[stage].size
+        assert cols.max() - cols.min() + 1 == fields[stage].size
+        assert mask.sum() == fields[stage].size ** 2
+
+
+def test_book_listings_fail_as_documented():
+    with pytest.raises(TypeError):
+        book.simulate_cross_modal_binding("ga", "ba", 0.5)  # strings, as its docstring suggests
+    assert book.simulate_cross_modal_binding(2.0, 0.0, 0.5) == "da"
+    assert book.simulate_cross_modal_binding(2.0, 0.0, 1.0) == pytest.approx(0.8)  # 0.4 * 2
+    assert book.simulate_cross_modal_binding(2.0, 0.0, 0.2) == pytest.approx(0.16)  # 0.4 * 0.2 * 2
+    assert book.simulate_cross_modal_binding(2.0, 0.0, 0.3) == pytest.approx(0.24)  # 0.3 is not in (0.3, 0.7)
+    model = book.hierarchical_sensory_model()
+    assert sum(p.numel() for p in model.parameters()) == (
+        (3 * 64 * 9 + 64)
+        + (64 * 128 * 9 + 128)
+        + (128 * 256 * 9 + 256)
+        + (256 * 8 * 8 * 512 + 512)
+        + (512 * 10 + 10)
+    )
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    with pytest.raises(RuntimeError):
+        model(torch.randn(1, 1, 28, 28))  # MNIST: one channel
+    with pytest.raises(RuntimeError):
+        model(torch.randn(1, 3, 28, 28))  # 256 * 7 * 7 inputs to a Linear(256 * 8 * 8, ...)
+
+
+def test_auditory_code_holds_the_two_dtmf_tones():
+    labels = torch.arange(10)
+    sound = H.auditory_code(
+        labels, 0.0, n_samples=800, jitter=0.0, generator=torch.Generator().manual_seed(0)
+    )
+    assert sound.shape == (10, 1, 800)
+    spectrum = np.abs(np.fft.rfft(sound[:, 0].numpy(), axis=1))
+    freqs = np.fft.rfftfreq(800, d=1 / 8000)  # 10 Hz bins
+    for digit in range(10):
+        top2 = np.sort(freqs[np.argsort(spectrum[digit])[-2:]])
+        np.testing.assert_allclose(top2, H.DTMF_HZ[digit], atol=10.0)
+    a = H.auditory_code(labels, 1.0, generator=torch.Generator().manual_seed(3))
+    b = H.auditory_code(labels, 1.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    clean = H.auditory_code(labels, 0.0, generator=torch.Generator().manual_seed(3))
+    noisy = H.auditory_code(labels, 2.0, generator=torch.Generator().manual_seed(3))
+    assert (noisy - clean).std().item() == pytest.approx(2.0, rel=0.05)  # same phases, added noise
+    with pytest.raises(ValueError, match="0-9"):
+        H.auditory_code(torch.tensor([10]))
+
+
+def test_fusion_network_shapes_and_errors():
+    model = H.TwoStreamFusion()
+    out = model(torch.randn(4, 1, 28, 28), H.auditory_code(torch.tensor([1, 2, 3, 4])))
+    assert set(out) == {"visual", "auditory", "fused"} and all(v.shape == (4, 10) for v in out.values())
+    with pytest.raises(ValueError, match="pair them"):
+        model(torch.randn(3, 1, 28, 28), H.auditory_code(torch.tensor([1, 2])))
+    with pytest.raises(ValueError, match="sound must be"):
+        model(torch.randn(2, 1, 28, 28), torch.randn(2, 1, 100))
+
+
+def test_training_runs_through_fit():
+    model, info = H.train_hierarchy(6, train_limit=64, batch_size=16, device="cpu", progress=False)
+    assert len(info["losses"]) == 6 and np.isfinite(info["losses"]).all()
+    assert H.HierarchicalCNN(**info["config"]).flatten_size == model.flatten_size
+    fusion, info = H.train_fusion(4, train_limit=64, batch_size=16, device="cpu", progress=False)
+    assert len(info["losses"]) == 4 and isinstance(fusion, H.TwoStreamFusion)
+
+
+def test_shipped_checkpoints_quality_and_size():
+    from chapter13.checkpoints import CHECKPOINT_DIR, load_model
+    from chapter13.data import load_mnist
+
+    x, y = load_mnist("test")
+    x, y = x[::4], y[::4]  # 250 digits, 25 per class
+    cnn = load_model("hierarchy-digits")
+    assert H.classifier_accuracy(cnn, x, y) >= 0.95
+    fusion = load_model("av-fusion-digits")
+    rows = H.evaluate_fusion(fusion, x, y, noise_levels=[(0.0, 0.0), (1.5, 1.2), (3.5, 2.0)])
+    clean, mid, weak = rows
+    assert clean["fused"] >= 0.97
+    for row in rows:
+        best = max(row["visual"], row["auditory"])
+        assert row["enhancement"] == pytest.approx(100 * (row["fused"] - best) / best)
+        assert row["fused"] >= best - 0.02  # fusion never much worse than the better stream
+    assert weak["enhancement"] > mid["enhancement"] > clean["enhancement"]  # inverse effectiveness
+    for name in ("hierarchy-digits", "av-fusion-digits"):
+        assert (CHECKPOINT_DIR / f"{name}.pt").stat().st_size < 1_000_000
