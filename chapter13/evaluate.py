@@ -1,0 +1,387 @@
+"""Judging generated digits: a small classifier and the sample metrics built on it.
+
+Pixel-space models of this chapter make 28x28 digits; nobody can look at thousands of them, so the
+chapter measures them with a digit classifier trained on the bundled training split (the shipped
+checkpoint ``digit-classifier``, rebuilt with ``python -m chapter13.train digit-classifier``):
+
+- **confident fraction**: the share of samples the classifier assigns to one class with probability
+  above 0.9. Blobs, smudges and half-digits get spread-out probabilities.
+- **class histogram** and its **normalised entropy** ``H(p) / log 10``: 1.0 when every digit is
+  made equally often, 0 when the model makes only one digit (mode collapse).
+- **class accuracy** for conditional samples: how often the classifier reads the requested label.
+- **Fréchet distance** between the classifier's penultimate features of the samples and of the real
+  test split (the FID of Heusel et al. 2017, with our small classifier standing in for Inception).
+
+    from chapter13.evaluate import sample_metrics
+    sample_metrics(samples)   # samples: (N, 1, 28, 28) in [-1, 1]
+    # {'n': 256, 'confident_fraction': 0.9, 'class_histogram': [...], 'class_entropy': 0.99, ...}
+
+Real test digits are the yardstick: ``reference_metrics()`` scores the bundled test split itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chapter13.data import load_mnist
+
+NUM_CLASSES = 10
+CONFIDENCE_THRESHOLD = 0.9
+CLASSIFIER_NAME = "digit-classifier"
+
+CLASSIFIER_CONFIG: dict[str, Any] = {"channels": [32, 64], "hidden": 128, "dropout": 0.3}
+"""Constructor arguments of the shipped classifier (JSON, stored in the manifest)."""
+
+CLASSIFIER_TRAINING: dict[str, Any] = {
+    "steps": 800,
+    "batch_size": 128,
+    "lr": 2e-3,
+    "weight_decay": 5e-4,
+    "warmup": 100,
+    "ema_decay": 0.999,
+    "max_shift": 2,
+    "max_rotation_deg": 10.0,
+    "seed": 0,
+}
+"""How the shipped classifier is trained (the recipe ``build_digit_classifier`` uses these)."""
+
+
+# --- the classifier --------------------------------------------------------------------------------
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN for 28x28 digits: two conv blocks, then a hidden layer of ``hidden`` features.
+
+    ``conv(3x3)-GN-SiLU-conv(3x3)-GN-SiLU-maxpool`` per entry of ``channels`` (28 -> 14 -> 7), then
+    ``flatten -> dropout -> linear(hidden) -> SiLU`` (the *penultimate features* used for the Fréchet
+    distance) ``-> dropout -> linear(10)``.
+
+    Args:
+        channels: widths of the conv blocks, e.g. ``[32, 64]`` (each block halves the resolution).
+        hidden: size of the penultimate feature vector.
+        dropout: dropout probability before each linear layer (training only).
+    """
+
+    def __init__(
+        self, channels: list[int] | tuple[int, ...] = (32, 64), hidden: int = 128, dropout: float = 0.3
+    ):
+        super().__init__()
+        channels = list(channels)
+        if not channels or any(int(c) < 1 for c in channels):
+            raise ValueError(f"channels must be a non-empty list of positive widths, got {channels}")
+        if 28 % (2 ** len(channels)) != 0:
+            raise ValueError(f"{len(channels)} pooling blocks do not divide 28 evenly; use 1 or 2 blocks")
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for c in channels:
+            groups = 8 if c % 8 == 0 else 1
+            blocks += [
+                nn.Conv2d(c_in, c, 3, padding=1),
+                nn.GroupNorm(groups, c),
+                nn.SiLU(),
+                nn.Conv2d(c, c, 3, padding=1),
+                nn.GroupNorm(groups, c),
+                nn.SiLU(),
+                nn.MaxPool2d(2),
+            ]
+            c_in = c
+        self.conv = nn.Sequential(*blocks)
+        side = 28 // 2 ** len(channels)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in * side * side, hidden), nn.SiLU()
+        )
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, NUM_CLASSES))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features. ``x``: (B, 1, 28, 28) in [-1, 1] -> (B, hidden)."""
+        _check_images(x)
+        return self.head(self.conv(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits. ``x``: (B, 1, 28, 28) in [-1, 1] -> (B, 10)."""
+        return self.out(self.features(x))
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor of digits (N, 1, 28, 28), got {type(x).__name__}")
+    if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(
+            f"expected digits shaped (N, 1, 28, 28), got {tuple(x.shape)}; "
+            "add the channel axis with x.unsqueeze(1) if you have (N, 28, 28)"
+        )
+
+
+def check_samples(samples: torch.Tensor) -> torch.Tensor:
+    """Validate generated digits and return them as float32 on the CPU.
+
+    ``samples``: (N, 1, 28, 28), finite, in the model range [-1, 1] (a little overshoot is allowed;
+    values beyond +-1.5 mean the images are in another range, which is an error).
+    """
+    _check_images(samples)
+    if len(samples) == 0:
+        raise ValueError("no samples to evaluate: got an empty batch")
+    x = samples.detach().float().cpu()
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+        raise ValueError(f"{bad} of {len(x)} samples contain NaN or infinity; the sampler diverged")
+    low, high = float(x.min()), float(x.max())
+    if low < -1.5 or high > 1.5:
+        hint = " They look like 0..255 pixels: use x / 127.5 - 1." if high > 2 else ""
+        raise ValueError(f"samples should lie in the model range [-1, 1], got [{low:.2f}, {high:.2f}].{hint}")
+    return x
+
+
+def augment(x: torch.Tensor, max_shift: int = 2, max_rotation_deg: float = 10.0) -> torch.Tensor:
+    """Random small rotations and integer shifts of a batch ``x``: (B, 1, 28, 28) in [-1, 1].
+
+    Background is -1 (black). Uses the global torch RNG (seeded by the trainer).
+    """
+    b = x.shape[0]
+    angle = (torch.rand(b, device=x.device) * 2 - 1) * math.radians(max_rotation_deg)
+    shift = torch.randint(-max_shift, max_shift + 1, (b, 2), device=x.device).float() * (2.0 / 28.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # grid_sample pads with 0; shift to [0, 2] so that the padding is black, then back.
+    return F.grid_sample(x + 1.0, grid, align_corners=False, padding_mode="zeros") - 1.0
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on ``x``: (N, 1, 28, 28), ``y``: (N,)."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i : i + batch_size].to(device))
+        correct += int((logits.argmax(1).cpu() == y[i : i + batch_size]).sum())
+    return correct / len(x)
+
+
+def train_digit_classifier(
+    steps: int | None = None, progress: bool = True, **overrides: Any
+) -> tuple[DigitClassifier, float, float]:
+    """Train the classifier on the bundled training split with augmentation, through ``train.fit``.
+
+    Returns ``(ema_model, test_accuracy, train_seconds)``. ``overrides`` change entries of
+    ``CLASSIFIER_TRAINING`` (e.g. ``steps`` for a quick run).
+    """
+    from chapter13.config import seed_everything
+    from chapter13.train import fit
+
+    settings = {**CLASSIFIER_TRAINING, **overrides}
+    if steps is not None:
+        settings["steps"] = steps
+    seed_everything(settings["seed"])
+    x, y = load_mnist("train")
+    x_test, y_test = load_mnist("test")
+    model = DigitClassifier(**CLASSIFIER_CONFIG)
+
+    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        xb, yb = batch
+        return F.cross_entropy(m(augment(xb, settings["max_shift"], settings["max_rotation_deg"])), yb)
+
+    result = fit(
+        model,
+        loss_fn,
+        (x, y),
+        steps=settings["steps"],
+        batch_size=settings["batch_size"],
+        lr=settings["lr"],
+        weight_decay=settings["weight_decay"],
+        warmup=settings["warmup"],
+        ema_decay=settings["ema_decay"],
+        seed=settings["seed"],
+        device="cpu",
+        progress=progress,
+        desc="digit classifier",
+    )
+    classifier = result.ema_model.eval()
+    return classifier, accuracy(classifier, x_test, y_test), result.seconds
+
+
+def build_digit_classifier() -> DigitClassifier:
+    """Recipe of the shipped ``digit-classifier`` (``python -m chapter13.train digit-classifier``).
+
+    Trains at full size, measures test accuracy and how real test digits score on the sample metrics,
+    and saves the checkpoint. Refuses to save a classifier below 97 % test accuracy.
+    """
+    from chapter13 import checkpoints
+
+    classifier, test_acc, seconds = train_digit_classifier()
+    if test_acc < 0.97:
+        raise RuntimeError(
+            f"the digit classifier reached only {test_acc:.1%} test accuracy (< 97 %); not saving it. "
+            "Train longer (CLASSIFIER_TRAINING['steps'])."
+        )
+    x_test, _ = load_mnist("test")
+    probs, _ = classify(x_test, classifier)
+    real_confident = confident_fraction(probs)
+    quality = {"test_accuracy": round(test_acc, 4), "test_confident_fraction": round(real_confident, 4)}
+    checkpoints.save(
+        CLASSIFIER_NAME,
+        classifier,
+        dict(CLASSIFIER_CONFIG),
+        train_seconds=seconds,
+        quality=quality,
+        notes=f"trained on the bundled 4,000-digit training split; {CLASSIFIER_TRAINING}",
+    )
+    load_classifier.cache_clear()
+    _reference_features.cache_clear()
+    print(f"digit-classifier: test accuracy {test_acc:.2%}, real digits confident {real_confident:.1%}")
+    return classifier
+
+
+@functools.lru_cache(maxsize=2)
+def load_classifier(device: str = "cpu") -> DigitClassifier:
+    """The shipped ``digit-classifier`` (checksum-verified, eval mode, cached)."""
+    from chapter13.checkpoints import load_model
+
+    model = load_model(CLASSIFIER_NAME, device=device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model  # type: ignore[return-value]
+
+
+# --- metrics -----------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def classify(
+    samples: torch.Tensor, classifier: nn.Module | None = None, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities (N, 10) and penultimate features (N, hidden) of ``samples``.
+
+    ``samples``: (N, 1, 28, 28) in [-1, 1]; ``classifier`` defaults to the shipped one.
+    """
+    x = check_samples(samples)
+    model = classifier if classifier is not None else load_classifier()
+    model.eval()
+    device = next(model.parameters()).device
+    probs, feats = [], []
+    for i in range(0, len(x), batch_size):
+        f = model.features(x[i : i + batch_size].to(device))
+        probs.append(model.out(f).softmax(1).cpu())
+        feats.append(f.cpu())
+    return torch.cat(probs), torch.cat(feats)
+
+
+def confident_fraction(probs: torch.Tensor, threshold: float = CONFIDENCE_THRESHOLD) -> float:
+    """Share of rows of ``probs``: (N, 10) whose largest probability exceeds ``threshold``."""
+    if probs.ndim != 2:
+        raise ValueError(f"expected probabilities (N, classes), got shape {tuple(probs.shape)}")
+    return float((probs.max(1).values > threshold).float().mean())
+
+
+def class_histogram(predictions: torch.Tensor, num_classes: int = NUM_CLASSES) -> list[int]:
+    """How many times each class was predicted. ``predictions``: (N,) int -> list of ``num_classes``."""
+    return torch.bincount(predictions.long().flatten(), minlength=num_classes)[:num_classes].tolist()
+
+
+def normalised_entropy(histogram: list[int] | torch.Tensor | np.ndarray) -> float:
+    """Shannon entropy of the class frequencies divided by its maximum ``log K``.
+
+    ``H = -sum_k p_k log p_k / log K`` with ``p_k = n_k / N`` (0 log 0 = 0): 1.0 for a uniform
+    histogram, 0.0 when a single class is made.
+    """
+    counts = np.asarray(histogram, dtype=np.float64).ravel()
+    if counts.size < 2 or (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f"need a histogram of at least 2 non-negative counts with a positive sum: {counts}")
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum() / math.log(counts.size))
+
+
+def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Tensor | np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, FID).
+
+    ``d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` (Dowson & Landau 1982), with the
+    means and (unbiased) covariances of ``features_a``: (N, D) and ``features_b``: (M, D). The trace of
+    the matrix square root is computed as ``sum_i sqrt(lambda_i)`` of the symmetric PSD matrix
+    ``S_a^{1/2} S_b S_a^{1/2}``, which has the same eigenvalues as ``S_a S_b``; float64 throughout.
+    """
+    a = np.asarray(features_a, dtype=np.float64)
+    b = np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected two (N, D) feature arrays with equal D, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("the Fréchet distance needs at least 2 rows in each feature set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
+    eval_a, evec_a = np.linalg.eigh(cov_a)
+    sqrt_a = (evec_a * np.sqrt(np.clip(eval_a, 0, None))) @ evec_a.T
+    middle = sqrt_a @ cov_b @ sqrt_a
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    d2 = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt)
+    return max(d2, 0.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_features() -> torch.Tensor:
+    x_test, _ = load_mnist("test")
+    return classify(x_test)[1]
+
+
+def sample_metrics(
+    samples: torch.Tensor,
+    classifier: nn.Module | None = None,
+    reference_features: torch.Tensor | None = None,
+    threshold: float = CONFIDENCE_THRESHOLD,
+) -> dict[str, Any]:
+    """All unconditional sample metrics of ``samples``: (N, 1, 28, 28) in [-1, 1].
+
+    Returns a dict with ``n``, ``confident_fraction`` (max class probability > ``threshold``),
+    ``class_histogram`` (predicted classes, all samples), ``class_entropy`` (normalised, see
+    ``normalised_entropy``) and ``frechet_distance`` (penultimate features against
+    ``reference_features``, by default those of the 1,000 bundled test digits). With a custom
+    ``classifier`` pass its own ``reference_features``.
+    """
+    if classifier is not None and reference_features is None:
+        raise ValueError("with a custom classifier, pass reference_features computed with that classifier")
+    probs, feats = classify(samples, classifier)
+    hist = class_histogram(probs.argmax(1))
+    ref = reference_features if reference_features is not None else _reference_features()
+    return {
+        "n": len(probs),
+        "confident_fraction": confident_fraction(probs, threshold),
+        "class_histogram": hist,
+        "class_entropy": normalised_entropy(hist),
+        "frechet_distance": frechet_distance(feats, ref),
+    }
+
+
+def class_accuracy(
+    samples: torch.Tensor, labels: torch.Tensor | list[int], classifier: nn.Module | None = None
+) -> float:
+    """Share of conditional ``samples``: (N, 1, 28, 28) that the classifier reads as their ``labels``: (N,)."""
+    labels = torch.as_tensor(labels).long().flatten()
+    if len(labels) != len(samples):
+        raise ValueError(f"got {len(samples)} samples but {len(labels)} labels; pass one label per sample")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise ValueError(
+            f"labels must be digits 0..9, got values in [{int(labels.min())}, {int(labels.max())}]"
+        )
+    probs, _ = classify(samples, classifier)
+    return float((probs.argmax(1) == labels).float().mean())
+
+
+def reference_metrics(n: int | None = None) -> dict[str, Any]:
+    """``sample_metrics`` of real digits: ``n`` bundled *training* digits (all 4,000 by default)
+    against the test split, the yardstick for generated samples (the Fréchet distance of real
+    digits is not 0 at small ``n``: it shows the estimator's bias for that sample size)."""
+    x, _ = load_mnist("train")
+    if n is not None:
+        g = torch.Generator().manual_seed(0)
+        x = x[torch.randperm(len(x), generator=g)[:n]]
+    return sample_metrics(x)
