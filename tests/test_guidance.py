@@ -256,3 +256,86 @@ def test_checkpoint_config_rebuilds_the_model(text_model):
             clone.eval()(x, t, **clone.encode_text(PROMPTS[:1])), text_model(x, t, **cond)
         )
     assert not any(p.requires_grad for p in text_model.text_encoder.parameters()), "the text tower is frozen"
+
+
+# --- the book's listings, the widget and the exercises ---------------------------------------------
+
+
+def test_book_guidance_matches_the_batched_one(text_model):
+    from chapter13.book.sec13_3 import classifier_free_guidance
+
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([100, 900])
+    cond = text_model.encode_text(PROMPTS)
+    calls = []
+    counting = lambda *a, **k: calls.append(1) or text_model(*a, **k)
+    with torch.no_grad():
+        book = classifier_free_guidance(counting, x, t, cond["context"], guidance_scale=7.5)
+        ours = guidance.guided_epsilon(counting, x, t, cond, text_model.null_condition(1), 7.5)
+    # the book passes no mask: these prompts' padding features are exactly zero, but it attends to
+    # them, so it agrees with ours only for the longest prompt (no padding) ... and not for the other
+    assert len(calls) == 3, "the book runs the network twice, the package once"
+    padded = cond["context_mask"].sum(1) < text_model.context_length
+    assert padded.all()
+    full = {"context": cond["context"], "context_mask": torch.ones_like(cond["context_mask"])}
+    with torch.no_grad():
+        ours_full = guidance.guided_epsilon(text_model, x, t, full, text_model.null_condition(1), 7.5)
+    torch.testing.assert_close(book, ours_full, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(book, ours, atol=1e-3)
+
+
+def test_book_cross_attention_is_one_wide_head_with_the_wrong_scale():
+    from chapter13.attention import CrossAttention
+    from chapter13.book.sec13_3 import CrossAttention as BookCrossAttention
+
+    torch.manual_seed(0)
+    book = BookCrossAttention(16, 8, heads=8, dim_head=4)
+    x, ctx = torch.randn(2, 5, 16), torch.randn(2, 3, 8)
+    one_head = CrossAttention(16, 8, heads=1, head_dim=32)
+    one_head.load_state_dict(book.state_dict())
+    with torch.no_grad():
+        book_out = book(x, ctx)
+        book.scale = 32**-0.5  # the scale of the head it actually computes
+        torch.testing.assert_close(book(x, ctx), one_head(x, ctx), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(book_out, one_head(x, ctx), atol=1e-3)
+
+
+def test_widget_samples_are_fixed_by_the_seed(text_model):
+    from chapter13.widgets import guidance as widget
+
+    a = widget.guidance_samples(text_model, PROMPTS[0], 3.0, n=2, steps=2, seed=5)
+    b = widget.guidance_samples(text_model, PROMPTS[0], 3.0, n=2, steps=2, seed=5)
+    c = widget.guidance_samples(text_model, PROMPTS[0], 0.0, n=2, steps=2, seed=5)
+    assert a.shape == (2, 1, 28, 28) and torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="guidance scale must lie"):
+        widget.guidance_samples(text_model, PROMPTS[0], 11.0)
+    assert widget.prompt_digit("a thin seven in the top left corner") == 7
+    assert widget.prompt_digit("a handwritten digit 3") == 3
+    assert all(widget.prompt_digit(p) is not None for p in widget.example_prompts())
+
+
+def test_widget_figure_updates_in_place(text_model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from chapter13.widgets import guidance as widget
+
+    fig = widget.guidance_figure(text_model, PROMPTS[0], 1.0, n=2, steps=2)
+    first = fig._ch13_artists[0].get_array().copy()
+    same = widget.guidance_figure(text_model, PROMPTS[0], 6.0, n=2, steps=2, fig=fig)
+    assert same is fig and "s = 6.00" in fig._suptitle.get_text()
+    assert not (fig._ch13_artists[0].get_array() == first).all()
+
+
+def test_exercise_checkers():
+    from chapter13.exercises import sec13_3 as ex
+
+    assert ex.check_guided_prediction(lambda u, c, w: (1 + w) * c - w * u)
+    assert not ex.check_guided_prediction(lambda u, c, w: u + w * (c - u))
+    assert not ex.check_guided_prediction(None)
+    assert not ex.check_guided_prediction(lambda u, c, w: 1 / 0)
+    assert ex.check_unconditional_w(-1)
+    assert not ex.check_unconditional_w(0)
+    assert not ex.check_unconditional_w("minus one")
+    assert ex.check_latent_ratio(784 / 256)
+    assert not ex.check_latent_ratio(256 / 784)
+    assert not ex.check_latent_ratio(None)

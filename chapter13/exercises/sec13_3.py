@@ -1,0 +1,90 @@
+"""Self-checks for 13.3 text-to-image: the guidance conventions and the latent's compression.
+
+Exercise 1 (guidance): write ``guided(eps_u, eps_c, w)`` in Ho & Salimans' convention (2022, eq. 6),
+then say which w gives the unconditional model. Exercise 2 (latent diffusion): how many times fewer
+numbers does one denoising step of the latent model process than one of the pixel model?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def reference_guided(eps_u: torch.Tensor, eps_c: torch.Tensor, w: float) -> torch.Tensor:
+    """Ho & Salimans (2022), eq. 6: ε̃ = (1 + w) ε_c − w ε_u."""
+    return (1 + w) * eps_c - w * eps_u
+
+
+def check_guided_prediction(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None) -> bool:
+    """Does ``fn(eps_u, eps_c, w)`` compute Ho & Salimans' eq. 6 for several w and shapes?"""
+    if fn is None:
+        print("Not attempted yet: define guided(eps_u, eps_c, w) and pass the function itself.")
+        return False
+    g = torch.Generator().manual_seed(13)
+    for w in (0.0, 1.0, 2.5, -1.0):
+        eps_u = torch.randn(2, 1, 4, 4, generator=g)
+        eps_c = torch.randn(2, 1, 4, 4, generator=g)
+        try:
+            got = fn(eps_u.clone(), eps_c.clone(), w)
+        except Exception as error:  # a student's function may fail in any way
+            print(f"Your function raised {type(error).__name__}: {error}")
+            return False
+        if not isinstance(got, torch.Tensor) or got.shape != eps_c.shape:
+            print(f"Return a tensor shaped like eps_c {tuple(eps_c.shape)}; got {type(got).__name__}.")
+            return False
+        want = reference_guided(eps_u, eps_c, w)
+        if not torch.allclose(got, want, atol=1e-5):
+            hint = ""
+            if torch.allclose(got, eps_u + w * (eps_c - eps_u), atol=1e-5):
+                hint = " That is the s-convention ε_u + s(ε_c − ε_u) with s = w; eq. 6 has s = 1 + w."
+            print(f"Not quite at w = {w}: eq. 6 weights ε_c by (1 + w) and ε_u by −w.{hint}")
+            return False
+    print("Correct: w = 0 gives the conditional model, w = -1 the unconditional one, and s = 1 + w.")
+    return True
+
+
+def check_unconditional_w(answer: float | None) -> bool:
+    """Which w of eq. 6 gives the unconditional prediction ε_u?"""
+    if answer is None:
+        print("Not attempted yet: set `w_unconditional` to the w for which eq. 6 returns ε_u.")
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"Give a number, got {answer!r}.")
+        return False
+    if abs(value + 1.0) < 1e-9:
+        print("Correct: w = -1, i.e. s = 0 in the package's convention.")
+        return True
+    print(f"Not quite: with w = {value:g}, (1 + w) ε_c − w ε_u still contains ε_c. Which w removes it?")
+    return False
+
+
+PIXELS = 1 * 28 * 28
+LATENT = 4 * 8 * 8
+
+
+def check_latent_ratio(answer: float | None) -> bool:
+    """How many times more numbers a 1×28×28 image has than a 4×8×8 latent (784 / 256)?"""
+    if answer is None:
+        print("Not attempted yet: set `ratio` to (numbers per image) / (numbers per latent).")
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"Give a number, got {answer!r}.")
+        return False
+    want = PIXELS / LATENT
+    if abs(value - want) < 0.01:
+        print(
+            f"Correct: {PIXELS} / {LATENT} = {want:.3f}. The measured speed-up per step is larger than "
+            "this, because the latent U-Net has fewer levels and the attention runs on 64 positions."
+        )
+        return True
+    if abs(value - 1 / want) < 0.01:
+        print("Upside down: divide the image's count by the latent's.")
+        return False
+    print(f"Not quite: an image has 1 x 28 x 28 numbers and a latent C x H x W = 4 x 8 x 8; got {value:g}.")
+    return False
