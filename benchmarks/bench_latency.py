@@ -202,6 +202,70 @@ def case_temperature(n: int) -> list[Case]:
     return [Case("13.1", "temperature", "chapter13.widgets.temperature", "plot", "tau", taus, setup)]
 
 
+def case_schedule(n: int) -> list[Case]:
+    def setup_for(kwarg: str):
+        def setup():
+            from chapter13.widgets.schedule import schedule_figure, schedule_widget
+
+            x0 = _mnist()[0][0]
+            return (lambda v: schedule_figure(x0, **{kwarg: v})), (lambda: schedule_widget(x0))
+
+        return setup
+
+    module = "chapter13.widgets.schedule"
+    families = ["cosine", "quadratic", "sigmoid", "linear"] * n
+    return [
+        Case("13.2", "noise schedule", module, "plot", "^family$", families[:n], setup_for("family")),
+        Case(
+            "13.2",
+            "noise schedule",
+            module,
+            "plot",
+            "^T$",
+            [int(t) for t in sweep(50, 2000, n, 1000)],
+            setup_for("T"),
+        ),
+        Case(
+            "13.2",
+            "noise schedule",
+            module,
+            "plot",
+            "β_end",
+            sweep(0.005, 0.4, n, 0.02),
+            setup_for("beta_end"),
+        ),
+    ]
+
+
+def case_guidance(n: int) -> list[Case]:
+    def setup_for(kwarg: str):
+        def setup():
+            import matplotlib.pyplot as plt
+
+            from chapter13.checkpoints import load_model
+            from chapter13.widgets import guidance
+
+            model = load_model(guidance.DEFAULT_MODEL)
+            prompts = guidance.example_prompts()
+            with plt.ioff():
+                fig = plt.figure()
+
+            def pure(value):  # the figure updated in place, as the widget does
+                if kwarg == "scale":
+                    return guidance.guidance_figure(model, prompts[3], value, fig=fig)
+                return guidance.guidance_figure(model, prompts[value % len(prompts)], 3.0, fig=fig)
+
+            return pure, (lambda: guidance.guidance_widget(model))
+
+        return setup
+
+    module = "chapter13.widgets.guidance"
+    return [
+        Case("13.3", "guidance scale", module, "model", "guidance", sweep(0, 10, n, 3.0), setup_for("scale")),
+        Case("13.3", "guidance scale", module, "model", "^prompt$", list(range(n)), setup_for("prompt")),
+    ]
+
+
 def _neuro_case(section, title, figure_fn, widget_fn, control, values, kwarg) -> Case:
     def setup():
         module = importlib.import_module("chapter13.widgets.neuro")
@@ -255,7 +319,13 @@ def case_neuro(n: int) -> list[Case]:
     ]
 
 
-CASES: list[Callable[[int], list[Case]]] = [case_gallery, case_temperature, case_neuro]
+CASES: list[Callable[[int], list[Case]]] = [
+    case_gallery,
+    case_temperature,
+    case_schedule,
+    case_guidance,
+    case_neuro,
+]
 
 
 # ----------------------------------------------------------------------------------------------------
