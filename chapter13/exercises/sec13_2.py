@@ -1,0 +1,165 @@
+"""Self-checks for 13.2 Diffusion models.
+
+Every checker prints what is wrong (or "not attempted yet" for ``None``) and returns False, or prints a
+confirmation and returns True; it never raises, so the notebook runs top to bottom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from chapter13.diffusion import NoiseSchedule
+
+__all__ = [
+    "check_ddpm_eta",
+    "check_q_sample",
+    "check_respaced_beta",
+    "check_reverse_mean",
+    "check_snr_crossing",
+    "snr_crossing",
+]
+
+
+def _not_attempted(answer: object, what: str) -> bool:
+    if answer is None:
+        print(f"Not attempted yet: {what}")
+        return True
+    return False
+
+
+def _call(fn: Callable, *args: object) -> torch.Tensor | None:
+    try:
+        return fn(*args)
+    except Exception as error:  # a student's function may fail in any way; report it, do not raise
+        print(f"Your function raised {type(error).__name__}: {error}")
+        return None
+
+
+def check_q_sample(my_q_sample: Callable | None) -> bool:
+    """``my_q_sample(x0, t, noise, alpha_bars) -> x_t`` must implement DDPM eq. 4 for (B, C, H, W) x0."""
+    if _not_attempted(my_q_sample, "write my_q_sample(x0, t, noise, alpha_bars) and pass it in."):
+        return False
+    schedule = NoiseSchedule.linear(1000)
+    g = torch.Generator().manual_seed(13)
+    x0 = torch.rand(4, 1, 5, 5, generator=g) * 2 - 1
+    noise = torch.randn(4, 1, 5, 5, generator=g)
+    t = torch.tensor([0, 10, 500, 999])
+    got = _call(my_q_sample, x0, t, noise, schedule.alpha_bars.float())
+    if got is None:
+        return False
+    expected = schedule.q_sample(x0, t, noise)
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        print(f"Not quite: expected a tensor of shape {tuple(expected.shape)}, got {shape}.")
+        return False
+    if torch.allclose(got.float(), expected, atol=1e-5):
+        print("Correct: x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) ε, one ᾱ per example.")
+        return True
+    wrong_alpha = torch.sqrt(1 - schedule.betas[t]).float().view(-1, 1, 1, 1)
+    if torch.allclose(got.float(), wrong_alpha * x0 + (1 - wrong_alpha**2).sqrt() * noise, atol=1e-5):
+        print("Not quite: you used α_t = 1 - β_t (the book's error); eq. 4 needs the cumulative ᾱ_t.")
+    else:
+        print(
+            "Not quite: compare with eq. 4; remember to reshape ᾱ[t] to (B, 1, 1, 1) so that it "
+            "broadcasts over the image."
+        )
+    return False
+
+
+def snr_crossing(schedule: NoiseSchedule) -> int:
+    """The first t at which SNR(t) = ᾱ_t/(1 - ᾱ_t) drops below 1 (i.e. ᾱ_t < 1/2)."""
+    return int((schedule.snr < 1).nonzero()[0])
+
+
+def check_snr_crossing(answer: int | None, family: str = "cosine", T: int = 1000) -> bool:
+    """``answer``: the first timestep t (0-based) at which the SNR of ``family`` falls below 1."""
+    if _not_attempted(answer, f"set the first t where the {family} schedule's SNR drops below 1."):
+        return False
+    schedule = NoiseSchedule.cosine(T) if family == "cosine" else getattr(NoiseSchedule, family)(T)
+    truth = snr_crossing(schedule)
+    try:
+        value = int(answer)
+    except (TypeError, ValueError):
+        print(f"Not quite: the answer should be an integer timestep, got {answer!r}.")
+        return False
+    if value == truth:
+        print(f"Correct: t = {truth} (t/T = {truth / T:.2f}); there ᾱ_t crosses 1/2.")
+        return True
+    hint = "later" if value < truth else "earlier"
+    print(f"Not quite: {value} is off; look {hint}. SNR < 1 means ᾱ_t < 0.5: use (schedule.snr < 1).")
+    return False
+
+
+def check_reverse_mean(my_reverse_mean: Callable | None) -> bool:
+    """``my_reverse_mean(x_t, t, eps, betas, alpha_bars) -> μ_θ`` must implement DDPM eq. 11 (t an int)."""
+    if _not_attempted(my_reverse_mean, "write my_reverse_mean(x_t, t, eps, betas, alpha_bars)."):
+        return False
+    schedule = NoiseSchedule.linear(1000)
+    g = torch.Generator().manual_seed(7)
+    x_t = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    eps = torch.randn(3, 2, generator=g, dtype=torch.float64)
+    for t in (999, 400, 1):
+        got = _call(my_reverse_mean, x_t, t, eps, schedule.betas, schedule.alpha_bars)
+        if got is None:
+            return False
+        expected = schedule.ddpm_step(x_t, t, eps, noise=torch.zeros_like(x_t), clip=False)
+        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+            print(f"Not quite: expected a tensor shaped like x_t {tuple(x_t.shape)}.")
+            return False
+        if not torch.allclose(got.to(expected), expected, atol=1e-6):
+            print(
+                f"Not quite at t={t}: μ = (x_t - β_t / sqrt(1 - ᾱ_t) · ε) / sqrt(α_t), with α_t = 1 - β_t "
+                "and ᾱ_t the cumulative product."
+            )
+            return False
+    print("Correct: that is DDPM eq. 11, the mean of every ancestral step.")
+    return True
+
+
+def check_ddpm_eta(answer: float | None) -> bool:
+    """``answer``: the η for which DDIM's σ_t (eq. 16) equals the DDPM posterior's sqrt(β̃_t)."""
+    if _not_attempted(answer, "set eta_ddpm to the η that turns DDIM into DDPM."):
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"Not quite: η is a number, got {answer!r}.")
+        return False
+    if math.isclose(value, 1.0):
+        print("Correct: with η = 1, σ_t² = (1-ᾱ_{t-1})/(1-ᾱ_t) · (1-ᾱ_t/ᾱ_{t-1}) = β̃_t, DDPM's variance.")
+        return True
+    if math.isclose(value, 0.0):
+        print("Not quite: η = 0 is deterministic DDIM (no noise at all); DDPM adds noise every step.")
+    else:
+        print("Not quite: write σ_t of eq. 16 for prev = t - 1 and compare it with β̃_t of DDPM eq. 7.")
+    return False
+
+
+def check_respaced_beta(my_beta: Callable | None) -> bool:
+    """``my_beta(alpha_bar_t, alpha_bar_prev) -> β'``: the variance of one jump t -> prev (respacing)."""
+    if _not_attempted(my_beta, "write my_beta(alpha_bar_t, alpha_bar_prev) for a jump of several steps."):
+        return False
+    schedule = NoiseSchedule.linear(1000)
+    ab = schedule.alpha_bars
+    for t, prev in ((999, 979), (500, 250), (19, -1)):
+        ab_prev = torch.tensor(1.0, dtype=torch.float64) if prev < 0 else ab[prev]
+        got = _call(my_beta, ab[t], ab_prev)
+        if got is None:
+            return False
+        expected = 1 - ab[t] / ab_prev
+        try:
+            ok = math.isclose(float(got), float(expected), rel_tol=1e-6)
+        except (TypeError, ValueError):
+            print(f"Not quite: return a number (or a 0-d tensor), got {type(got).__name__}.")
+            return False
+        if not ok:
+            print(
+                f"Not quite for the jump {t} -> {prev}: the product of the skipped α's is ᾱ_t/ᾱ_prev, "
+                "so β' = 1 - ᾱ_t/ᾱ_prev (not β_t)."
+            )
+            return False
+    print("Correct: β' = 1 - ᾱ_t/ᾱ_prev keeps the marginals of the full chain (Nichol & Dhariwal §4).")
+    return True
