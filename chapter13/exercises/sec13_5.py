@@ -19,6 +19,7 @@ __all__ = [
     "check_common_cause_threshold",
     "check_enhancement",
     "check_flash_alone",
+    "check_lag_sign",
     "check_mcgurk_settings",
     "check_mle_sigma",
     "check_product_of_experts",
@@ -133,8 +134,27 @@ def check_enhancement(answer: float | None) -> bool:
     return _close(answer, 150.0, 0.5, "Divide by the best unisensory response, not by their sum.", " %")
 
 
+def check_lag_sign(answer: int | None) -> bool:
+    """Exercise 6: the sign (+1 or -1) of the correlation detector's time-averaged lag output when
+    the sound comes 100 ms before the flash."""
+    if _not_attempted(answer, "set `lag_sign` to +1 or -1."):
+        return False
+    t = np.arange(0, 1.0, 1e-3)
+    flash, click = np.zeros_like(t), np.zeros_like(t)
+    flash[300], click[200] = 1e3, 1e3
+    want = int(np.sign(neuro.correlation_detector(flash, click, 1e-3)["lag_mean"]))
+    value = _number(answer)
+    if value is None:
+        return False
+    if int(np.sign(value)) == want:
+        print(f"Correct: {want:+d}. The subunit that delays the leading modality wins.")
+        return True
+    print("Not quite: which subunit, u_1 (delayed vision x sound) or u_2 (vision x delayed sound), lines up?")
+    return False
+
+
 def check_receptive_field(answer: int | None) -> bool:
-    """Exercise 6: the receptive field (pixels) of a unit after a fourth 3x3 convolution (stride
+    """Exercise 7: the receptive field (pixels) of a unit after a fourth 3x3 convolution (stride
     1) added after the IT stage of :class:`chapter13.hierarchy.HierarchicalCNN`."""
     if _not_attempted(answer, "set `rf_next` to the receptive-field size in pixels."):
         return False
@@ -144,7 +164,7 @@ def check_receptive_field(answer: int | None) -> bool:
 
 
 def check_product_of_experts(combine: Callable | None) -> bool:
-    """Exercise 7: ``combine(p_visual, p_auditory)`` returns the class probabilities of an ideal
+    """Exercise 8: ``combine(p_visual, p_auditory)`` returns the class probabilities of an ideal
     observer with conditionally independent cues and a flat class prior (each input ``(K,)``)."""
     if _not_attempted(combine, "define `combine(p_visual, p_auditory)`."):
         return False
@@ -181,6 +201,7 @@ REFERENCE_CASES: list[tuple[str, Any, Any]] = [
     ("check_mcgurk_settings", dict(sigma_a=0.7, sigma_v=0.25, p_common=0.98), dict(neuro.MCGURK_DEFAULTS)),
     ("check_flash_alone", 0.7625, 1.0),
     ("check_enhancement", 150.0, 50.0),
+    ("check_lag_sign", -1, 1),
     ("check_receptive_field", 20, 14),
     ("check_product_of_experts", _reference_combine, lambda p_v, p_a: (p_v + p_a) / 2),
 ]
