@@ -50,6 +50,8 @@ class SamplerSpec:
 
 SAMPLERS: dict[str, str] = {
     "codelab-mnist": "chapter13.codelab:sampler_spec",
+    "text2image-digits": "chapter13.guidance:sampler_spec",
+    "latent-text2image-digits": "chapter13.latent:sampler_spec",
 }
 """Checkpoint name -> ``"module:function"`` returning its ``SamplerSpec``."""
 
