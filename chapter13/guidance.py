@@ -495,6 +495,68 @@ def generate(
     return model.decode(out)
 
 
+# --- cross-attention maps -----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def cross_attention_maps(
+    model: TextToImageUNet,
+    prompts: str | list[str],
+    *,
+    guidance: float = 3.0,
+    steps: int = 20,
+    seed: int = 0,
+    size: int = 28,
+) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+    """Where each word of the prompt is looked at while an image is generated.
+
+    Every cross-attention block of the U-Net computes weights softmax(Q Kᵀ/√d): (heads, H·W, L)
+    from each image position to each token. Forward hooks record them during guided sampling
+    (conditional half of the batch only), average over heads, upsample each block's H×W map to
+    ``size``×``size`` and average over blocks and denoising steps, as in the attention visualisations
+    of Hertz et al. (2022, "Prompt-to-Prompt", Sec. 3.1). At every pixel the maps of a prompt's words
+    therefore sum to one: they say how the image's attention is shared among the words.
+
+    Returns ``images`` (B, 1, 28, 28), ``maps`` (B, L, size, size) with zeros at padding, and the
+    words of each prompt (``maps[b, i]`` belongs to ``words[b][i]``).
+    """
+    import torch.nn.functional as F
+
+    from chapter13.attention import CrossAttention2d
+
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    total = torch.zeros(len(prompts), model.context_length, size, size)
+    calls = [0]
+
+    def hook(module: CrossAttention2d, args: tuple, output: torch.Tensor) -> None:
+        x, context, mask = [*args, None, None][:3]
+        if context is None or mask is None:
+            return
+        keep = mask.any(dim=1)
+        if not bool(keep.any()):
+            return
+        x, context, mask = x[keep], context[keep], mask[keep]
+        b, _, h, w = x.shape
+        if b != len(prompts):  # pragma: no cover - the conditional half is always the prompts
+            return
+        seq = module.norm(x).flatten(2).transpose(1, 2)
+        _, weights = module.attention(seq, context, mask, return_weights=True)
+        maps = weights.mean(dim=1).transpose(1, 2).reshape(b, -1, h, w)  # (b, L, h, w)
+        total.add_(F.interpolate(maps.float().cpu(), size=(size, size), mode="bilinear", align_corners=False))
+        calls[0] += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, CrossAttention2d)]
+    try:
+        images = generate(model, prompts, guidance=guidance, steps=steps, seed=seed)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if calls[0] == 0:
+        raise ValueError("the model has no cross-attention block, so there is no map to show")
+    words = [model.tokenizer.tokenize(p) for p in prompts]
+    return images, total / calls[0], words
+
+
 # --- training --------------------------------------------------------------------------------------
 
 
@@ -656,8 +718,8 @@ TEXT2IMAGE_UNET: dict[str, Any] = {
 """U-Net of ``text2image-digits``: 28 → 14 → 7, self- and cross-attention at 7×7 and in the middle."""
 SCHEDULE: dict[str, Any] = {"kind": "cosine", "T": 1000}
 TEXT2IMAGE_TRAINING: dict[str, Any] = {
-    "steps": 3000,
-    "batch_size": 64,
+    "steps": 2000,
+    "batch_size": 32,
     "lr": 2e-3,
     "p_uncond": 0.15,
     "min_snr_gamma": 5.0,
@@ -691,44 +753,96 @@ def new_text_to_image(unet: dict[str, Any] | None = None, clip: str | None = CLI
     return model
 
 
-def build_text2image_digits() -> TextToImageUNet:
-    """Recipe of the shipped ``text2image-digits`` (``python -m chapter13.train text2image-digits``).
+def train_text2image(
+    steps: int | None = None, progress: bool = True, **overrides: Any
+) -> tuple[TextToImageUNet, dict[str, Any]]:
+    """Train the pixel-space text-to-image U-Net as the shipped recipe does.
 
-    Trains the pixel-space text-to-image U-Net on two captioned copies of the 4,000 training digits
-    with the frozen ``clip-digits`` text tower, then judges ``--label D`` samples at guidance 0, 1, 3.
+    Two captioned copies of the 4,000 training digits (13.1's data set, held-out attribute pairs
+    excluded), the frozen ``clip-digits`` text tower, condition dropout ``p_uncond``. Returns the EMA
+    model (eval mode) and a record of the run: wall and CPU seconds, load average before and after.
+    ``overrides`` change entries of ``TEXT2IMAGE_TRAINING``.
     """
-    from chapter13 import checkpoints
     from chapter13.captions import captioned_digits
     from chapter13.config import seed_everything
 
-    settings = dict(TEXT2IMAGE_TRAINING)
+    settings = {**TEXT2IMAGE_TRAINING, **overrides}
+    if steps is not None:
+        settings["steps"] = steps
     seed_everything(settings["seed"])
     data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
     model = new_text_to_image()
-    result = train_text_to_image(
-        model,
-        data.images,
-        data.captions,
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        p_uncond=settings["p_uncond"],
-        min_snr_gamma=settings["min_snr_gamma"],
-        seed=settings["seed"],
-        desc=TEXT2IMAGE_NAME,
-    )
-    model = result.ema_model.eval()
+    with _RunRecord() as record:
+        result = train_text_to_image(
+            model,
+            data.images,
+            data.captions,
+            steps=settings["steps"],
+            batch_size=settings["batch_size"],
+            lr=settings["lr"],
+            p_uncond=settings["p_uncond"],
+            min_snr_gamma=settings["min_snr_gamma"],
+            seed=settings["seed"],
+            progress=progress,
+            desc=TEXT2IMAGE_NAME,
+        )
+    return result.ema_model.eval(), {**record.info, "train_seconds": result.seconds, "settings": settings}
+
+
+def save_text_to_image(name: str, model: TextToImageUNet, run: dict[str, Any], notes: str) -> dict[str, Any]:
+    """Judge ``model`` (``EVAL_SETTINGS``) and save it as checkpoint ``name`` with the run record."""
+    from chapter13 import checkpoints
+
     quality = _quality(model)
+    quality.update(
+        train_cpu_seconds=round(run["cpu_seconds"], 1),
+        load_average_before=run["load_before"],
+        load_average_after=run["load_after"],
+        torch_threads=run["threads"],
+    )
     checkpoints.save(
-        TEXT2IMAGE_NAME,
+        name,
         model,
         model.config,
-        train_seconds=result.seconds,
+        train_seconds=run["train_seconds"],
         quality=quality,
-        notes=f"frozen clip-digits text tower; EMA weights; training {settings}; evaluation {EVAL_SETTINGS}",
+        notes=f"{notes}; EMA weights; training {run['settings']}; evaluation {EVAL_SETTINGS}; "
+        "wall time on a shared 2-core CPU (load averages in quality)",
     )
-    print(f"{TEXT2IMAGE_NAME}: {quality}, {result.seconds:.0f} s")
+    print(f"{name}: {quality}, {run['train_seconds']:.0f} s")
+    return quality
+
+
+def build_text2image_digits() -> TextToImageUNet:
+    """Recipe of the shipped ``text2image-digits`` (``python -m chapter13.train text2image-digits``).
+
+    Trains with ``train_text2image`` and judges ``--label D`` samples at guidance 0, 1 and 3.
+    """
+    model, run = train_text2image()
+    save_text_to_image(TEXT2IMAGE_NAME, model, run, "pixel space; frozen clip-digits text tower")
     return model
+
+
+class _RunRecord:
+    """Context manager recording CPU seconds of this process, threads and the load average."""
+
+    def __enter__(self) -> _RunRecord:
+        import os
+        import time
+
+        self.info: dict[str, Any] = {
+            "load_before": round(os.getloadavg()[0], 2),
+            "threads": torch.get_num_threads(),
+        }
+        self._cpu = time.process_time()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+        import time
+
+        self.info["cpu_seconds"] = time.process_time() - self._cpu
+        self.info["load_after"] = round(os.getloadavg()[0], 2)
 
 
 def _quality(model: TextToImageUNet) -> dict[str, Any]:
@@ -740,3 +854,61 @@ def _quality(model: TextToImageUNet) -> dict[str, Any]:
         for key, value in metrics.items():
             quality[f"{key}_s{s:g}"] = round(value, 4)
     return quality
+
+
+# --- command line (python -m chapter13.sample text2image-digits --label 3 --guidance 3) ------------------
+
+
+def text_sampler_spec(name: str = TEXT2IMAGE_NAME) -> Any:
+    """The ``chapter13.sample.SamplerSpec`` of a shipped text-to-image checkpoint.
+
+    ``--prompt TEXT`` samples that caption, ``--label D`` the default caption of digit D
+    (``chapter13.captions.default_caption``), ``--guidance S`` sets s (default 3; s = 1 + w of Ho &
+    Salimans 2022, eq. 6, so 1 is the plain conditional model and 0 the unconditional one).
+    """
+    from chapter13.checkpoints import load_model
+    from chapter13.sample import SampleError, SamplerSpec
+
+    def draw(
+        n: int,
+        *,
+        steps: int,
+        eta: float,
+        seed: int,
+        device: str | None,
+        progress: bool,
+        label: int | None = None,
+        prompt: str | None = None,
+        guidance: float | None = None,
+    ) -> torch.Tensor:
+        if label is not None and prompt is not None:
+            raise SampleError(
+                "give either --label or --prompt, not both (--label D means the default caption of D)"
+            )
+        if label is None and prompt is None:
+            raise SampleError(
+                f"{name} is text-conditional: give --prompt 'a thick seven' or --label D "
+                "(add --guidance 0 for unconditional samples)"
+            )
+        text = label_prompts([label])[0] if label is not None else prompt
+        model = load_model(name, device=device)
+        try:
+            model.encode_text([text])
+        except ValueError as error:
+            raise SampleError(str(error)) from error
+        return generate(
+            model,
+            [text] * n,
+            guidance=3.0 if guidance is None else float(guidance),
+            steps=steps,
+            eta=eta,
+            seed=seed,
+            progress=progress,
+        )
+
+    return SamplerSpec(draw=draw, accepts=frozenset({"label", "prompt", "guidance"}), max_steps=1000)
+
+
+def sampler_spec() -> Any:
+    """``SamplerSpec`` of ``text2image-digits`` (named in ``chapter13.sample.SAMPLERS``)."""
+    return text_sampler_spec(TEXT2IMAGE_NAME)

@@ -415,45 +415,63 @@ def _vae_config(vae: VAE) -> dict:
     }
 
 
-def build_latent_text2image_digits() -> LatentTextToImage:
-    """Recipe of ``latent-text2image-digits`` (``python -m chapter13.train latent-text2image-digits``).
+def train_latent_text2image(
+    vae: VAE | None = None, steps: int | None = None, progress: bool = True, **overrides
+) -> tuple[LatentTextToImage, dict]:
+    """Train the latent text-to-image model as the shipped recipe does.
 
-    Needs the shipped ``autoencoder-digits`` and ``clip-digits``. Encodes the captioned training digits
-    to scaled latents once (posterior means), trains the latent U-Net with condition dropout exactly as
-    the pixel model is trained, and judges decoded ``--label D`` samples at guidance 0, 1 and 3.
+    Encodes the captioned training digits once to scaled latents (posterior means) with ``vae``
+    (default: the shipped ``autoencoder-digits``), then trains the latent U-Net with condition dropout
+    exactly as the pixel model is trained (``chapter13.guidance.train_text_to_image``). Returns the
+    EMA model and the run record. ``overrides`` change entries of ``LATENT_TRAINING``.
     """
     from chapter13 import checkpoints
     from chapter13.captions import captioned_digits
     from chapter13.config import seed_everything
-    from chapter13.guidance import _quality, train_text_to_image
+    from chapter13.guidance import _RunRecord, train_text_to_image
 
-    settings = dict(LATENT_TRAINING)
+    settings = {**LATENT_TRAINING, **overrides}
+    if steps is not None:
+        settings["steps"] = steps
     seed_everything(settings["seed"])
-    vae = checkpoints.load_model(AUTOENCODER_NAME)
+    vae = checkpoints.load_model(AUTOENCODER_NAME) if vae is None else vae.eval()
     data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
     latents = torch.cat([vae.images_to_latents(data.images[i : i + 500]) for i in range(0, len(data), 500)])
     model = new_latent_text_to_image(vae)
-    result = train_text_to_image(
-        model,
-        latents,
-        data.captions,
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        p_uncond=settings["p_uncond"],
-        min_snr_gamma=settings["min_snr_gamma"],
-        seed=settings["seed"],
-        desc=LATENT_NAME,
+    with _RunRecord() as record:
+        result = train_text_to_image(
+            model,
+            latents,
+            data.captions,
+            steps=settings["steps"],
+            batch_size=settings["batch_size"],
+            lr=settings["lr"],
+            p_uncond=settings["p_uncond"],
+            min_snr_gamma=settings["min_snr_gamma"],
+            seed=settings["seed"],
+            progress=progress,
+            desc=LATENT_NAME,
+        )
+    return result.ema_model.eval(), {**record.info, "train_seconds": result.seconds, "settings": settings}
+
+
+def build_latent_text2image_digits() -> LatentTextToImage:
+    """Recipe of ``latent-text2image-digits`` (``python -m chapter13.train latent-text2image-digits``).
+
+    Needs the shipped ``autoencoder-digits`` and ``clip-digits``; judges decoded ``--label D``
+    samples at guidance 0, 1 and 3 like the pixel model.
+    """
+    from chapter13.guidance import save_text_to_image
+
+    model, run = train_latent_text2image()
+    save_text_to_image(
+        LATENT_NAME, model, run, "latent space of autoencoder-digits (frozen); frozen clip-digits text tower"
     )
-    model = result.ema_model.eval()
-    quality = _quality(model)
-    checkpoints.save(
-        LATENT_NAME,
-        model,
-        model.config,
-        train_seconds=result.seconds,
-        quality=quality,
-        notes=f"VAE of autoencoder-digits and clip-digits text tower, both frozen; EMA weights; {settings}",
-    )
-    print(f"{LATENT_NAME}: {quality}, {result.seconds:.0f} s")
     return model
+
+
+def sampler_spec():
+    """``SamplerSpec`` of ``latent-text2image-digits`` (named in ``chapter13.sample.SAMPLERS``)."""
+    from chapter13.guidance import text_sampler_spec
+
+    return text_sampler_spec(LATENT_NAME)

@@ -339,3 +339,29 @@ def test_exercise_checkers():
     assert ex.check_latent_ratio(784 / 256)
     assert not ex.check_latent_ratio(256 / 784)
     assert not ex.check_latent_ratio(None)
+
+
+def test_cross_attention_maps_share_each_pixel_among_the_words(text_model):
+    images, maps, words = guidance.cross_attention_maps(text_model, PROMPTS, steps=2)
+    assert images.shape == (2, 1, 28, 28) and maps.shape == (2, text_model.context_length, 28, 28)
+    assert words[1] == ["a", "thick", "small", "seven", "in", "the", "top", "left", "corner"]
+    torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, 28, 28), rtol=0, atol=1e-5)
+    assert maps[0, len(words[0]) :].abs().max() == 0, "padding receives no attention"
+
+
+def test_command_line_spec(text_model, monkeypatch):
+    from chapter13 import checkpoints, sample
+
+    monkeypatch.setattr(checkpoints, "load_model", lambda name, device=None: text_model)
+    spec = guidance.sampler_spec()
+    assert spec.accepts == {"label", "prompt", "guidance"}
+    common = dict(steps=2, eta=0.0, seed=1, device=None, progress=False)
+    by_label = spec.draw(2, label=3, guidance=2.0, **common)
+    by_prompt = spec.draw(2, prompt="a handwritten digit 3", guidance=2.0, **common)
+    assert by_label.shape == (2, 1, 28, 28) and torch.equal(by_label, by_prompt)
+    with pytest.raises(sample.SampleError, match="purple"):
+        spec.draw(1, prompt="a purple 3", **common)
+    with pytest.raises(sample.SampleError, match="either --label or --prompt"):
+        spec.draw(1, label=3, prompt="a 3", **common)
+    with pytest.raises(sample.SampleError, match="give --prompt"):
+        spec.draw(1, **common)
