@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from chapter13.config import default_device, seed_everything
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DTMF_HZ",
@@ -557,7 +560,7 @@ def build_av_fusion_digits() -> None:
 # --- figures -------------------------------------------------------------------------------------------
 
 
-def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: int = 6):
+def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: int = 6) -> Figure:
     """Figure: one image ``(1, C, H, W)`` and the activity it evokes at every stage of ``model``."""
     import matplotlib.pyplot as plt
 
@@ -591,7 +594,7 @@ def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: 
     return fig
 
 
-def plot_receptive_fields(model: HierarchicalCNN, image: torch.Tensor | None = None):
+def plot_receptive_fields(model: HierarchicalCNN, image: torch.Tensor | None = None) -> Figure:
     """Figure: the receptive field of a central unit at each stage drawn over an input image."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -615,7 +618,7 @@ def plot_receptive_fields(model: HierarchicalCNN, image: torch.Tensor | None = N
     return fig
 
 
-def plot_fusion_accuracy(rows: Sequence[dict[str, float]]):
+def plot_fusion_accuracy(rows: Sequence[dict[str, float]]) -> Figure:
     """Figure: accuracy of each stream and the fusion, and the enhancement index, across noise."""
     import matplotlib.pyplot as plt
 

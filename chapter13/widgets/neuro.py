@@ -188,10 +188,11 @@ class VentriloquistView:
         self.lik_v = self.ax1.plot(self.s, zeros, color="tab:orange", label="visual likelihood")[0]
         self.lik_a = self.ax1.plot(self.s, zeros, color="tab:purple", label="auditory likelihood")[0]
         self.prior = self.ax1.plot(self.s, zeros, color="0.6", ls=":", label="prior")[0]
-        self.estimates = [
-            self.ax1.axvline(0, color="k", ls=style, lw=1.2, label=" ") for style in ("--", ":", "-")
-        ]
-        self.legend1 = self.ax1.legend(fontsize=7)
+        self.estimates = [self.ax1.axvline(0, color="k", ls=style, lw=1.2) for style in ("--", ":", "-")]
+        self.ax1.legend(fontsize=7, loc="upper left")
+        # one multi-line text instead of three more legend entries: legends are costly to draw
+        self.estimate_text = self.ax1.text(0.99, 0.45, "", transform=self.ax1.transAxes, ha="right", va="bottom",
+                                           fontsize=7, family="monospace")  # fmt: skip
         self.ax1.set_xlabel("azimuth (deg)")
         self.ax1.set_yticks([])
         self.ax1.set_xlim(self.s[0], self.s[-1])
@@ -237,12 +238,12 @@ class VentriloquistView:
         for line, y in zip((self.lik_v, self.lik_a, self.prior), curves, strict=True):
             line.set_ydata(y)
         self.ax1.set_ylim(0, 1.05 * max(float(y.max()) for y in curves))
-        texts = self.legend1.get_texts()[3:]
-        for line, text, value, label in zip(
-            self.estimates, texts, values, ("fused", "segregated", "model average"), strict=True
-        ):
+        for line, value in zip(self.estimates, values, strict=True):
             line.set_xdata([value, value])
-            text.set_text(f"ŝ_A {label} {value:.1f}")
+        self.estimate_text.set_text(
+            "ŝ_A (auditory estimate)\n"
+            f"-- fused      {values[0]:6.1f}\n.. segregated {values[1]:6.1f}\n__ averaged   {values[2]:6.1f}"
+        )
         self.ax1.set_title(f"one trial: p(C=1 | x) = {post:.2f}", fontsize=10)
         self.bias.set_ydata(model["bias"])
         self.fused.set_ydata(fused["bias"])
