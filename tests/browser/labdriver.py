@@ -103,9 +103,11 @@ _CELLS_JS = """
     const area = cell.node.querySelector('.jp-Cell-outputArea');
     const top = area ? Array.from(area.querySelectorAll(':scope > .jp-OutputArea-child > .jp-OutputArea-output')) : [];
     const rendered = top.filter(el => el.querySelector(':scope > .jupyter-widgets')).length;
+    // a widget the kernel closed (e.g. a finished tqdm bar with leave=False) leaves a hidden, empty output
+    const closed = top.filter(el => el.classList.contains('lm-mod-hidden') && !el.firstElementChild).length;
     const text = area ? area.innerText : '';
     return {index, type: model.cell_type, count: model.execution_count ?? null, source: source.slice(0, 300),
-            outputs, renderedViews: rendered, outputText: text.slice(0, 20000)};
+            outputs, renderedViews: rendered, closedViews: closed, outputText: text.slice(0, 20000)};
   });
 }
 """.replace("FIND_PANEL", _FIND_PANEL_JS).replace("WIDGET_MIME", repr(WIDGET_MIME))
@@ -246,11 +248,13 @@ def cell_errors(report: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def widget_view_counts(report: list[dict[str, Any]]) -> tuple[int, int]:
-    """(widget views the kernel displayed, widget views rendered at the top of a cell's output)."""
+def widget_view_counts(report: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """(widget views the kernel displayed, views rendered at the top of a cell's output, views the
+    kernel has closed since, such as finished progress bars, which leave a hidden empty output)."""
     promised = sum(1 for c in report for o in c["outputs"] if o["modelId"] is not None)
     rendered = sum(c["renderedViews"] for c in report)
-    return promised, rendered
+    closed = sum(c["closedViews"] for c in report)
+    return promised, rendered, closed
 
 
 def wait_widgets_rendered(page: Page, path: str, timeout_s: float = 60) -> list[dict[str, Any]]:
@@ -258,9 +262,9 @@ def wait_widgets_rendered(page: Page, path: str, timeout_s: float = 60) -> list[
     deadline = time.monotonic() + timeout_s
     while True:
         report = cells(page, path)
-        promised, rendered = widget_view_counts(report)
+        promised, rendered, closed = widget_view_counts(report)
         loading = any("Loading widget" in c["outputText"] for c in report)
-        if (rendered >= promised and not loading) or time.monotonic() > deadline:
+        if (rendered + closed >= promised and not loading) or time.monotonic() > deadline:
             return report
         time.sleep(0.5)
 
