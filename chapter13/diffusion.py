@@ -192,12 +192,13 @@ class NoiseSchedule:
     # Helpers
     def _check_t_tensor(self, t: Tensor | int, batch: int, name: str = "t") -> Tensor:
         """``t`` as a (batch,) long CPU tensor, checked for dtype, shape and range."""
-        if isinstance(t, bool):
-            raise TypeError(f"{name} must hold integer timesteps, got a bool")
-        if isinstance(t, int):
-            t = torch.full((batch,), t, dtype=torch.long)
         if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a (B,) integer tensor or an int, got {type(t).__name__}")
+            try:
+                t = torch.full((batch,), _as_int(t, name), dtype=torch.long)
+            except TypeError:
+                raise TypeError(
+                    f"{name} must be a (B,) integer tensor or an int, got {type(t).__name__}"
+                ) from None
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise TypeError(
                 f"{name} must hold integer timesteps (torch.long), got {t.dtype}; "
