@@ -57,6 +57,10 @@ REGISTRY: dict[str, Recipe] = {
     "video-digits": Recipe(
         "chapter13.temporal:build_video_digits", "13.4 spatio-temporal denoiser on moving digits"
     ),
+    "video-digits-frames": Recipe(
+        "chapter13.temporal:build_video_digits_frames",
+        "13.4 the same denoiser with time mixing off (per-frame baseline)",
+    ),
     "audio-tones": Recipe("chapter13.temporal:build_audio_tones", "13.4 1-D U-Net on tones"),
     "hierarchy-digits": Recipe(
         "chapter13.hierarchy:build_hierarchy_digits", "13.5 hierarchical CNN (V1 -> IT)"
