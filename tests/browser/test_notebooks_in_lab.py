@@ -31,6 +31,7 @@ RUN_ALL_TIMEOUT_S = 420
 
 PROMISES: dict[str, Promise] = {
     "13.0": Promise(1, (Control("dropdown", r"^digit$"), Control("slider", r"^page$"))),
+    "13.1": Promise(1, (Control("slider", r"^tau$"),)),  # the temperature widget (log slider)
     "13.2": Promise(  # the noise-schedule widget: family, T and the beta range
         1, (Control("dropdown", r"^family$"), Control("slider", r"^T$"), Control("slider", r"^β_end$"))
     ),

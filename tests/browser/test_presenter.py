@@ -24,6 +24,7 @@ RENDER_TIMEOUT_S = 300
 
 PRESENTER_PROMISES: dict[str, Promise] = {
     "13.0": Promise(1, (Control("slider", r"^page$"),)),
+    "13.1": Promise(1, (Control("slider", r"^tau$"),)),
     "13.2": Promise(1, (Control("dropdown", r"^family$"), Control("slider", r"^T$"))),
     "13.5": Promise(
         4,
