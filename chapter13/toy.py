@@ -179,17 +179,17 @@ def chamfer_distance(samples: Tensor, data: Tensor) -> tuple[float, float]:
 def denoising_field(
     model: nn.Module, schedule: NoiseSchedule, t: int, *, n: int = 21, limit: float = LIMIT
 ) -> tuple[Tensor, Tensor]:
-    """The learned denoising direction on an n×n grid: x̂_0(x, t) - x, with x̂_0 from ε̂ (DDPM eq. 4 inverted).
+    """The learned denoising direction -ε̂(x, t) on an n×n grid of points x.
 
-    Returns grid points (n*n, 2) and vectors (n*n, 2).
+    Since ε̂ ≈ -sqrt(1 - ᾱ_t) ∇_x log p_t(x) (Vincent 2011; Song et al. 2021), -ε̂ is the scaled score:
+    it points from x towards where the noisy data at step t are dense, and it is the direction in which
+    every reverse step moves x (DDPM eq. 11). Returns grid points (n*n, 2) and vectors (n*n, 2).
     """
     axis = torch.linspace(-limit, limit, n)
     gx, gy = torch.meshgrid(axis, axis, indexing="xy")
     points = torch.stack([gx.flatten(), gy.flatten()], dim=1)
-    t_batch = torch.full((len(points),), t, dtype=torch.long)
-    eps = model(points, t_batch)
-    x0 = schedule.predict_x0(points, t_batch, eps)
-    return points, x0 - points
+    t_batch = torch.full((len(points),), schedule._check_step(t), dtype=torch.long)
+    return points, -model(points, t_batch)
 
 
 def trajectory_figure(
@@ -210,15 +210,18 @@ def trajectory_figure(
 def field_figure(
     model: nn.Module, schedule: NoiseSchedule, data: Tensor, ts: tuple[int, ...] = (800, 400, 100, 10)
 ) -> plt.Figure:
-    """One quiver plot of ``denoising_field`` per timestep in ``ts``, over the data in grey."""
+    """One quiver plot of ``denoising_field`` per timestep in ``ts`` over the data in grey: arrows of
+    equal length show the direction, their colour the (log) size of ε̂."""
     fig, axes = plt.subplots(1, len(ts), figsize=(3.2 * len(ts), 3.3))
     for ax, t in zip(axes if len(ts) > 1 else [axes], ts, strict=True):
         points, vectors = denoising_field(model, schedule, t)
+        size = vectors.norm(dim=1, keepdim=True)
+        unit = vectors / size.clamp(min=1e-12)  # direction only; the size is the colour
         ax.scatter(data[:, 0], data[:, 1], s=1, c="0.8")
-        ax.quiver(points[:, 0], points[:, 1], vectors[:, 0], vectors[:, 1], angles="xy", scale_units="xy",
-                  scale=2.0, width=0.004, color="tab:blue")  # fmt: skip
+        ax.quiver(points[:, 0], points[:, 1], unit[:, 0], unit[:, 1], size[:, 0].log(), angles="xy",
+                  scale_units="xy", scale=7.0, width=0.005, cmap="viridis")  # fmt: skip
         ax.set(xlim=(-LIMIT, LIMIT), ylim=(-LIMIT, LIMIT), aspect="equal", xticks=[], yticks=[],
                title=f"t = {t}, ᾱ_t = {schedule.alpha_bars[t].item():.3f}")  # fmt: skip
-    fig.suptitle("learned denoising direction x̂₀(x, t) − x (half length)")
+    fig.suptitle("learned denoising direction −ε̂(x, t) (the scaled score); colour: log |ε̂|")
     fig.tight_layout()
     return fig

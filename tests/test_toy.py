@@ -75,7 +75,10 @@ def test_denoising_field_with_oracle_points_to_the_data():
 
     points, vectors = denoising_field(Oracle(), s, 50, n=5)
     assert points.shape == vectors.shape == (25, 2)
-    torch.testing.assert_close(points + vectors, c.expand(25, 2), atol=1e-5, rtol=0)
+    # for a point mass the score of p_t points from x to sqrt(ᾱ_t) c, with length |.|/sqrt(1-ᾱ_t)
+    ab = float(np.prod(1 - np.linspace(1e-4, 0.02, 100)[:51]))
+    expected = (math.sqrt(ab) * c - points) / math.sqrt(1 - ab)
+    torch.testing.assert_close(vectors, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_train_toy_runs_and_restores_threads():
