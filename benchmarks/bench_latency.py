@@ -183,23 +183,27 @@ def case_temperature(n: int) -> list[Case]:
     import numpy as np
 
     def setup():
-        import torch
+        import textwrap
 
-        from chapter13.widgets.temperature import temperature_figure, temperature_widget
-
-        g = torch.Generator().manual_seed(0)
-        e = torch.nn.functional.normalize(torch.randn(16, 32, generator=g), dim=1)
-        similarity = e @ torch.nn.functional.normalize(e + 0.5 * torch.randn(16, 32, generator=g), dim=1).T
         import matplotlib.pyplot as plt
 
+        from chapter13 import multimodal as mm
+        from chapter13.captions import captioned_digits
+        from chapter13.widgets.temperature import temperature_figure, temperature_widget
+
+        # what notebook 13.1 shows: the shipped tiny CLIP on eight test pairs, one per digit
+        clip, _ = mm.load_clip()
+        test = captioned_digits("test")
+        show = test.subset([int((test.labels == d).nonzero()[0]) for d in range(8)])
+        labels = [textwrap.shorten(c, 28, placeholder="…") for c in show.captions]
+        similarity = mm.embed_images(clip, show.images) @ mm.embed_texts(clip, show.captions).T
         with plt.ioff():
-            fig = temperature_figure(similarity, 0.07)
-        return (lambda v: temperature_figure(similarity, v, fig=fig)), (
-            lambda: temperature_widget(similarity)
-        )
+            fig = temperature_figure(similarity, 0.07, labels)
+        pure = lambda v: temperature_figure(similarity, v, labels, fig=fig)
+        return pure, (lambda: temperature_widget(similarity, labels))
 
     taus = [float(t) for t in np.geomspace(0.01, 1.5, n)]
-    return [Case("13.1", "temperature", "chapter13.widgets.temperature", "plot", "tau", taus, setup)]
+    return [Case("13.1", "temperature", "chapter13.widgets.temperature", "plot", "^tau$", taus, setup)]
 
 
 def case_schedule(n: int) -> list[Case]:
