@@ -35,6 +35,9 @@ PROMISES: dict[str, Promise] = {
     "13.2": Promise(  # the noise-schedule widget: family, T and the beta range
         1, (Control("dropdown", r"^family$"), Control("slider", r"^T$"), Control("slider", r"^β_end$"))
     ),
+    "13.3": Promise(  # the guidance-scale widget: the scale slider (0-10) and the prompt menu
+        1, (Control("slider", r"^guidance s$"), Control("dropdown", r"^prompt$"))
+    ),
     "13.5": Promise(  # tug-of-war, ventriloquist, McGurk congruence, flash-beep
         4,
         (

@@ -26,6 +26,7 @@ PRESENTER_PROMISES: dict[str, Promise] = {
     "13.0": Promise(1, (Control("slider", r"^page$"),)),
     "13.1": Promise(1, (Control("slider", r"^tau$"),)),
     "13.2": Promise(1, (Control("dropdown", r"^family$"), Control("slider", r"^T$"))),
+    "13.3": Promise(1, (Control("slider", r"^guidance s$"), Control("dropdown", r"^prompt$"))),
     "13.5": Promise(
         4,
         (
