@@ -488,8 +488,8 @@ def train_clip(
     model: TinyCLIP | None = None,
     data: CaptionedDigits | None = None,
     *,
-    steps: int = 600,
-    batch_size: int = 256,
+    steps: int = 500,
+    batch_size: int = 192,
     lr: float = 2e-3,
     weight_decay: float = 0.01,
     copies: int = 3,
@@ -708,7 +708,7 @@ CLIP_DIGITS_CONFIG: dict[str, Any] = {
     "max_logit_scale": MAX_LOGIT_SCALE,
 }
 """Constructor arguments of the shipped ``clip-digits`` model (``TinyCLIP(**CLIP_DIGITS_CONFIG)``)."""
-CLIP_DIGITS_TRAINING: dict[str, Any] = {"steps": 600, "batch_size": 256, "lr": 2e-3, "copies": 3, "seed": 0}
+CLIP_DIGITS_TRAINING: dict[str, Any] = {"steps": 500, "batch_size": 192, "lr": 2e-3, "copies": 3, "seed": 0}
 """How ``clip-digits`` is trained (see :func:`build_clip_digits`)."""
 
 

@@ -318,3 +318,108 @@ def test_shipped_checkpoint_quality():
     )
     assert tokens.shape == (2, 9, 64) and pooled.shape == (2, 64)
     assert not any(p.requires_grad for p in encoder.parameters())
+
+
+# --- the temperature widget's pure functions -----------------------------------------------------------
+
+
+def test_temperature_softmax_numbers():
+    from chapter13.widgets.temperature import temperature_softmax
+
+    g = torch.Generator().manual_seed(4)
+    a = F.normalize(torch.randn(6, 5, generator=g, dtype=torch.float64), dim=-1)
+    b = F.normalize(torch.randn(6, 5, generator=g, dtype=torch.float64), dim=-1)
+    s = a @ b.T
+    out = temperature_softmax(s, 0.1)
+    rows, cols = out["p_image_to_text"], out["p_text_to_image"]
+    assert rows.shape == cols.shape == (6, 6)
+    assert torch.allclose(torch.from_numpy(rows).sum(dim=1), torch.ones(6, dtype=torch.float64))
+    assert torch.allclose(torch.from_numpy(cols).sum(dim=0), torch.ones(6, dtype=torch.float64))
+    # row i is exp(s_ij / tau) / sum_k exp(s_ik / tau), written out
+    e = torch.exp(s / 0.1)
+    assert torch.allclose(torch.from_numpy(rows), e / e.sum(dim=1, keepdim=True))
+    assert out["loss"] == pytest.approx(M.contrastive_loss(a, b, temperature=0.1).item(), rel=1e-9)
+    assert out["loss"] == pytest.approx((out["loss_i2t"] + out["loss_t2i"]) / 2, rel=1e-12)
+    assert temperature_softmax(s, 1e6)["loss"] == pytest.approx(math.log(6), rel=1e-6)
+    sharp = temperature_softmax(s, 1e-3)["p_image_to_text"]
+    assert (sharp.argmax(axis=1) == s.argmax(dim=1).numpy()).all() and sharp.max(axis=1).min() > 0.99
+    with pytest.raises(ValueError, match="square"):
+        temperature_softmax(s[:3], 0.1)
+    with pytest.raises(ValueError, match="positive"):
+        temperature_softmax(s, -1.0)
+
+
+def test_temperature_figure_updates_in_place():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chapter13.widgets.temperature import temperature_figure
+
+    s = torch.eye(4) * 0.8 + 0.1
+    fig = temperature_figure(s, 0.07, labels=list("abcd"))
+    assert len(fig.axes) == 5  # three panels and two colour bars
+    assert temperature_figure(s, 0.5, fig=fig) is fig
+    image = fig._ch13_artists[0]
+    e = torch.exp(s.double() / 0.5)
+    assert torch.allclose(torch.as_tensor(image.get_array()), e / e.sum(dim=1, keepdim=True))
+    plt.close(fig)
+
+
+# --- exercise checkers ----------------------------------------------------------------------------------
+
+
+def test_exercise_checkers(capsys):
+    from chapter13.exercises import sec13_1 as ex
+
+    assert ex.check_projection_parameters(128 * 64 + 64 * 64)
+    assert not ex.check_projection_parameters(128 * 64 + 64 * 64 + 128)
+    assert not ex.check_projection_parameters(None)
+    assert "Not attempted" in capsys.readouterr().out
+
+    def reference(image_emb, text_emb, temperature):
+        logits = image_emb @ text_emb.T / temperature
+        targets = torch.arange(len(logits))
+        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+    def one_way(image_emb, text_emb, temperature):
+        return F.cross_entropy(image_emb @ text_emb.T / temperature, torch.arange(len(image_emb)))
+
+    def broken(image_emb, text_emb, temperature):
+        raise RuntimeError("oops")
+
+    assert ex.check_contrastive_loss(reference)
+    assert not ex.check_contrastive_loss(one_way)
+    assert "only the image->text direction" in capsys.readouterr().out
+    assert not ex.check_contrastive_loss(broken)
+    assert not ex.check_contrastive_loss(lambda a, b, t: None)
+    assert not ex.check_contrastive_loss("not a function")
+
+    assert ex.check_high_temperature_loss(math.log(8))
+    assert not ex.check_high_temperature_loss(0.0)
+    assert not ex.check_high_temperature_loss("many")
+
+    # rows 0 and 2 have their maximum on the diagonal, rows 1 and 3 do not: 2 / 4
+    assert ex.check_recall_at_1(0.5)
+    assert not ex.check_recall_at_1(50)
+    assert not ex.check_recall_at_1(0.75)
+    assert not ex.check_recall_at_1(None)
+
+
+def test_temperature_view_renders_png():
+    from chapter13.widgets.temperature import TemperatureView, temperature_widget
+
+    s = torch.eye(3) * 0.9
+    view = TemperatureView(s, labels=["a", "b", "c"])
+    png = view.render(0.2)
+    assert png.startswith(b"\x89PNG")
+    e = torch.exp(s.double() / 0.2)
+    assert torch.allclose(torch.as_tensor(view.artists[0].get_array()), e / e.sum(dim=1, keepdim=True))
+    box = temperature_widget(s)
+    slider, image = box.children
+    before = image.value
+    slider.value = 1.0
+    assert image.value != before  # moving the slider redraws the picture
+    with pytest.raises(ValueError, match="labels"):
+        TemperatureView(s, labels=["a"])

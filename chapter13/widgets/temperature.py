@@ -4,7 +4,8 @@ CLIP divides the cosine similarities S_ij by a temperature tau before the softma
 each row's softmax nearly one-hot (the loss then only looks at the hardest negative), a large tau
 makes it nearly uniform (the loss tends to log B whatever the embeddings). The pure functions
 :func:`temperature_softmax` (numbers) and :func:`temperature_figure` (a figure) do the work;
-:func:`temperature_widget` wires a log-scale slider to them.
+:func:`temperature_widget` wires a log-scale slider to :class:`TemperatureView`, which redraws only
+what changes (blitting) so that an update costs a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -17,22 +18,27 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from chapter13.multimodal import symmetric_cross_entropy
-
 TAU_RANGE = (0.005, 2.0)
 """The slider's range of temperatures."""
 
 
-def _as_similarity(similarity: torch.Tensor | np.ndarray) -> torch.Tensor:
-    s = torch.as_tensor(similarity, dtype=torch.float64)
+def _as_similarity(similarity: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(similarity, torch.Tensor):
+        similarity = similarity.detach().cpu().numpy()
+    s = np.asarray(similarity, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] < 2:
         raise ValueError(
             f"similarity must be a square (B, B) matrix of cosine similarities with B >= 2, got shape "
             f"{tuple(s.shape)}"
         )
-    if not torch.isfinite(s).all():
+    if not np.isfinite(s).all():
         raise ValueError("similarity contains NaN or infinity")
     return s
+
+
+def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
 def temperature_softmax(similarity: torch.Tensor | np.ndarray, tau: float) -> dict[str, object]:
@@ -40,39 +46,41 @@ def temperature_softmax(similarity: torch.Tensor | np.ndarray, tau: float) -> di
 
     Returns a dict with ``p_image_to_text`` (B, B): row i is softmax_j(S_ij / tau), image i's
     distribution over captions; ``p_text_to_image`` (B, B): column j is softmax_i(S_ij / tau);
-    ``loss_i2t``, ``loss_t2i`` and ``loss`` (their mean, CLIP's symmetric loss, Radford et al. 2021
-    Fig. 3); ``diagonal`` (mean probability on the matching pair, both directions averaged).
+    ``loss_i2t``, ``loss_t2i`` (mean cross-entropy of the diagonal targets) and ``loss`` (their mean,
+    CLIP's symmetric loss, Radford et al. 2021 Fig. 3); ``diagonal`` (mean probability on the matching
+    pair, both directions averaged). NumPy on purpose: a handful of 8x8 operations run in
+    microseconds, where a PyTorch thread pool on a busy machine can take tens of milliseconds.
     """
     s = _as_similarity(similarity)
     if not np.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau must be a positive number, got {tau!r}")
     logits = s / tau
-    rows = logits.softmax(dim=1)
-    cols = logits.softmax(dim=0)
-    targets = torch.arange(len(s))
-    loss_i2t = torch.nn.functional.cross_entropy(logits, targets).item()
-    loss_t2i = torch.nn.functional.cross_entropy(logits.T, targets).item()
+    log_rows = _log_softmax(logits, axis=1)
+    log_cols = _log_softmax(logits, axis=0)
+    loss_i2t = float(-np.diagonal(log_rows).mean())
+    loss_t2i = float(-np.diagonal(log_cols).mean())
+    rows, cols = np.exp(log_rows), np.exp(log_cols)
     return {
-        "p_image_to_text": rows.numpy(),
-        "p_text_to_image": cols.numpy(),
+        "p_image_to_text": rows,
+        "p_text_to_image": cols,
         "loss_i2t": loss_i2t,
         "loss_t2i": loss_t2i,
-        "loss": symmetric_cross_entropy(logits).item(),
-        "diagonal": 0.5 * (rows.diagonal().mean().item() + cols.diagonal().mean().item()),
+        "loss": 0.5 * (loss_i2t + loss_t2i),
+        "diagonal": 0.5 * (float(np.diagonal(rows).mean()) + float(np.diagonal(cols).mean())),
     }
 
 
 @lru_cache(maxsize=8)
 def _loss_curve(key: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    s = torch.from_numpy(np.frombuffer(key, dtype=np.float64).reshape(shape).copy())
+    s = np.frombuffer(key, dtype=np.float64).reshape(shape)
     taus = np.geomspace(*TAU_RANGE, 60)
-    return taus, np.array([symmetric_cross_entropy(s / t).item() for t in taus])
+    return taus, np.array([temperature_softmax(s, t)["loss"] for t in taus])
 
 
 def loss_curve(similarity: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(taus, losses): the CLIP loss of ``similarity`` over 60 temperatures in :data:`TAU_RANGE`
     (cached per matrix, so a widget computes it once)."""
-    s = _as_similarity(similarity).numpy()
+    s = _as_similarity(similarity)
     return _loss_curve(s.tobytes(), s.shape)
 
 
@@ -83,52 +91,100 @@ def temperature_figure(
     fig: Figure | None = None,
 ) -> Figure:
     """Three panels: the similarity matrix, the image->text softmax at ``tau``, and the loss against
-    tau with ``tau`` marked. Pass the ``fig`` returned earlier to update it in place (fast)."""
+    tau with ``tau`` marked. Pass the ``fig`` returned earlier to update it in place."""
     numbers = temperature_softmax(similarity, tau)
-    p = numbers["p_image_to_text"]
     if fig is not None and getattr(fig, "_ch13_artists", None) is not None:
-        image, marker, title = fig._ch13_artists
-        image.set_data(p)
-        marker.set_data([tau], [numbers["loss"]])
-        title.set_text(f"softmax over captions, tau = {tau:.3g}")
-        fig.suptitle(f"loss = {numbers['loss']:.3f}   mean p(match) = {numbers['diagonal']:.2f}")
+        _update(fig, tau, numbers)
         return fig
-    s = _as_similarity(similarity).numpy()
-    fig = plt.figure(figsize=(11, 3.4)) if fig is None else fig
+    s = _as_similarity(similarity)
+    fig = plt.figure(figsize=(11, 3.6)) if fig is None else fig
     fig.clear()
-    axes = fig.subplots(1, 3)
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": (1, 1, 1.15)})
     im0 = axes[0].imshow(s, cmap="RdBu_r", vmin=-1, vmax=1)
     axes[0].set_title("cosine similarity S")
     fig.colorbar(im0, ax=axes[0], fraction=0.046)
-    image = axes[1].imshow(p, cmap="viridis", vmin=0, vmax=1)
-    title = axes[1].set_title(f"softmax over captions, tau = {tau:.3g}")
+    image = axes[1].imshow(numbers["p_image_to_text"], cmap="viridis", vmin=0, vmax=1)
+    title = axes[1].set_title(" ")
     fig.colorbar(image, ax=axes[1], fraction=0.046)
     for ax in axes[:2]:
         ax.set_xlabel("caption j")
-        ax.set_ylabel("image i")
-        if labels is not None:
-            ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-            ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xticks(range(len(s)))
+        ax.set_yticks(range(len(s)))
+    axes[1].set_ylabel("image i")
+    if labels is not None:
+        if len(labels) != len(s):
+            raise ValueError(f"{len(labels)} labels for a {len(s)}x{len(s)} similarity matrix")
+        axes[0].set_yticks(range(len(s)), [f"{label} {i}" for i, label in enumerate(labels)], fontsize=7)
+    else:
+        axes[0].set_ylabel("image i")
     taus, losses = loss_curve(similarity)
-    axes[2].semilogx(taus, losses, color="0.3")
+    axes[2].loglog(taus, losses, color="0.3")
     axes[2].axhline(np.log(len(s)), color="0.6", ls="--", lw=1, label="log B (chance)")
     axes[2].axvline(0.07, color="tab:green", ls=":", lw=1, label="CLIP's initial tau = 0.07")
     (marker,) = axes[2].plot([tau], [numbers["loss"]], "o", color="tab:red")
     axes[2].set_xlabel("temperature tau")
     axes[2].set_ylabel("contrastive loss")
-    axes[2].legend(fontsize=7)
-    fig.suptitle(f"loss = {numbers['loss']:.3f}   mean p(match) = {numbers['diagonal']:.2f}")
-    fig.tight_layout()
-    fig._ch13_artists = (image, marker, title)
+    axes[2].legend(fontsize=7, loc="lower right")
+    headline = fig.text(0.5, 0.98, " ", ha="center", va="top", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig._ch13_artists = (image, marker, title, headline)
+    _update(fig, tau, numbers)
     return fig
 
 
-def temperature_widget(similarity: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None):
-    """A log-scale tau slider over :func:`temperature_figure` (updates the same figure in place)."""
-    import ipywidgets as widgets
-    from IPython.display import display
+def _update(fig: Figure, tau: float, numbers: dict[str, object]) -> None:
+    image, marker, title, headline = fig._ch13_artists
+    image.set_data(numbers["p_image_to_text"])
+    marker.set_data([tau], [numbers["loss"]])
+    title.set_text(f"softmax over captions, tau = {tau:.3g}")
+    headline.set_text(f"loss = {numbers['loss']:.3f}    mean p(match) = {numbers['diagonal']:.2f}")
 
-    _as_similarity(similarity)
+
+class TemperatureView:
+    """A fast renderer of :func:`temperature_figure` for the widget: the static parts (similarity
+    panel, axes, tick labels, loss curve) are drawn once; an update redraws only the softmax image,
+    the marker and two titles onto the cached background (matplotlib blitting) and encodes a PNG.
+
+        view = TemperatureView(similarity, labels)
+        png_bytes = view.render(0.1)
+    """
+
+    def __init__(self, similarity: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.similarity = _as_similarity(similarity)
+        self.figure = Figure(figsize=(11, 3.6), dpi=80)
+        FigureCanvasAgg(self.figure)
+        temperature_figure(self.similarity, 0.07, labels, fig=self.figure)
+        self.artists = self.figure._ch13_artists
+        for artist in self.artists:
+            artist.set_animated(True)
+        self.figure.canvas.draw()
+        self.background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+
+    def render(self, tau: float) -> bytes:
+        """The figure at ``tau`` as PNG bytes."""
+        import io
+
+        from PIL import Image
+
+        _update(self.figure, tau, temperature_softmax(self.similarity, tau))
+        canvas = self.figure.canvas
+        canvas.restore_region(self.background)
+        for artist in self.artists:
+            self.figure.draw_artist(artist)
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(
+            buffer, format="png", compress_level=1
+        )
+        return buffer.getvalue()
+
+
+def temperature_widget(similarity: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None):
+    """A log-scale tau slider over :class:`TemperatureView` (an ``ipywidgets.Image`` updated in place)."""
+    import ipywidgets as widgets
+
+    view = TemperatureView(similarity, labels)
     slider = widgets.FloatLogSlider(
         value=0.07,
         base=10,
@@ -139,16 +195,10 @@ def temperature_widget(similarity: torch.Tensor | np.ndarray, labels: Sequence[s
         continuous_update=True,
         readout_format=".3f",
     )
-    out = widgets.Output()
-    with plt.ioff():
-        fig = temperature_figure(similarity, slider.value, labels)
+    image = widgets.Image(value=view.render(slider.value), format="png")
 
     def redraw(change=None) -> None:
-        temperature_figure(similarity, slider.value, labels, fig=fig)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
+        image.value = view.render(slider.value)
 
     slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([slider, out])
+    return widgets.VBox([slider, image])
