@@ -5,7 +5,8 @@
 
 Targets (issue 13.1): full-size training <= 3 min on the 2-core CPU, zero-shot digit accuracy on the
 bundled test split >= 90 %, retrieval Recall@1/@5 reported for attribute captions, temperature widget
-update < 0.1 s. The machine is shared, so the load average is printed next to every timing.
+update < 0.1 s (the widget's path: ``TemperatureView.render``). The machine is shared, so the load
+average is printed next to every timing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import textwrap
 import time
 
 import torch
@@ -32,27 +34,37 @@ from chapter13.multimodal import (
     train_clip,
     zero_shot_accuracy,
 )
-from chapter13.widgets.temperature import temperature_figure
+from chapter13.widgets.temperature import TemperatureView, temperature_figure
 
 
 def row(name: str, value: str, target: str = "", verdict: str = "") -> None:
     print(f"| {name:44s} | {value:>14s} | {target:>10s} | {verdict:>4s} |")
 
 
-def widget_timing(model: TinyCLIP) -> list[float]:
+def widget_timing(model: TinyCLIP) -> tuple[list[float], list[float]]:
+    """Update times of the temperature widget on what notebook 13.1 shows (eight test pairs).
+
+    Returns (widget path: ``TemperatureView.render``, i.e. softmax + blitted redraw + PNG encoding;
+    full redraw of ``temperature_figure`` for comparison), 20 temperatures each."""
     import matplotlib
 
     matplotlib.use("Agg")
-    test = captioned_digits("test", limit=8)
-    sim = embed_images(model, test.images) @ embed_texts(model, test.captions).T
-    fig = temperature_figure(sim, 0.07)
-    times = []
+    test = captioned_digits("test")
+    show = test.subset([int((test.labels == d).nonzero()[0]) for d in range(8)])
+    sim = embed_images(model, show.images) @ embed_texts(model, show.captions).T
+    labels = [textwrap.shorten(c, 30, placeholder="…") for c in show.captions]
+    view = TemperatureView(sim, labels)
+    fig = temperature_figure(sim, 0.07, labels)
+    widget, full = [], []
     for tau in torch.logspace(-2, 0, 20).tolist():
+        start = time.perf_counter()
+        view.render(tau)
+        widget.append(time.perf_counter() - start)
         start = time.perf_counter()
         temperature_figure(sim, tau, fig=fig)
         fig.canvas.draw()
-        times.append(time.perf_counter() - start)
-    return times
+        full.append(time.perf_counter() - start)
+    return widget, full
 
 
 def main() -> None:
@@ -93,7 +105,7 @@ def main() -> None:
     row("learned temperature", f"{quality['temperature']:.4f}")
     row("evaluation time", f"{evaluation:.1f} s")
 
-    times = widget_timing(model)
+    times, full = widget_timing(model)
     median = statistics.median(times)
     row(
         "temperature widget update, median",
@@ -102,6 +114,7 @@ def main() -> None:
         "yes" if median < 0.1 else "NO",
     )
     row("temperature widget update, worst of 20", f"{1000 * max(times):.0f} ms")
+    row("  (full matplotlib redraw instead, median)", f"{1000 * statistics.median(full):.0f} ms")
 
     if args.train:
         load = os.getloadavg()[0]

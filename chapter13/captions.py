@@ -261,6 +261,9 @@ def render(
     for name, t in (("thickness", thickness), ("size", size), ("position", position)):
         if t.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},) like the images, got {tuple(t.shape)}")
+    bad = ((size == 1) & (position == 0)) | ((size == 0) & (position != 0))
+    if bad.any():
+        raise ValueError("large digits need position 0 (centre) and small digits a corner (1..4)")
     unit = (images.float() + 1.0) / 2.0
     out = unit.clone()
     for k, fn in ((1, _thin), (2, _thick)):
@@ -271,9 +274,6 @@ def render(
         where = (size == 1) & (position == p)
         if where.any():
             out[where] = _place_small(out[where], p)
-    bad = ((size == 1) & (position == 0)) | ((size == 0) & (position != 0))
-    if bad.any():
-        raise ValueError("large digits need position 0 (centre) and small digits a corner (1..4)")
     return out.clamp(0.0, 1.0) * 2.0 - 1.0
 
 

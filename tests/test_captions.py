@@ -198,3 +198,12 @@ def test_bad_input():
         C.captioned_digits("test", limit=10, hold_out=[("purple", 3)])
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
         C.stroke_width(torch.zeros(28, 28))
+
+
+def test_render_bad_input():
+    x = -torch.ones(2, 1, 28, 28)
+    zeros = torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="small digits a corner"):
+        C.render(x, zeros, torch.tensor([1, 0]), zeros)
+    with pytest.raises(ValueError, match=r"thickness must have shape \(2,\)"):
+        C.render(x, torch.zeros(3, dtype=torch.long), zeros, zeros)
