@@ -207,3 +207,11 @@ def test_render_bad_input():
         C.render(x, zeros, torch.tensor([1, 0]), zeros)
     with pytest.raises(ValueError, match=r"thickness must have shape \(2,\)"):
         C.render(x, torch.zeros(3, dtype=torch.long), zeros, zeros)
+
+
+def test_template_choice():
+    canonical = C.captioned_digits("test", limit=50, templates=[0])
+    assert canonical.captions == canonical.attribute_captions()
+    assert (canonical.template == 0).all()
+    with pytest.raises(ValueError, match="templates must be"):
+        C.captioned_digits("test", limit=5, templates=[7])

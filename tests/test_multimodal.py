@@ -373,8 +373,10 @@ def test_temperature_figure_updates_in_place():
 def test_exercise_checkers(capsys):
     from chapter13.exercises import sec13_1 as ex
 
-    assert ex.check_projection_parameters(128 * 64 + 64 * 64)
-    assert not ex.check_projection_parameters(128 * 64 + 64 * 64 + 128)
+    # W_v: (32, 128) and W_t: (32, 64), no biases
+    assert ex.check_projection_parameters(32 * 128 + 32 * 64)
+    assert not ex.check_projection_parameters(32 * 128 + 32 * 64 + 2 * 32)
+    assert not ex.check_projection_parameters(128 * 64 + 64 * 64)
     assert not ex.check_projection_parameters(None)
     assert "Not attempted" in capsys.readouterr().out
 

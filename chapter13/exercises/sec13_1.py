@@ -45,18 +45,20 @@ def _number(answer: Any) -> float | None:
 
 
 def check_projection_parameters(answer: Any) -> bool:
-    """Exercise 13.1.1: parameters of ``MultimodalEncoder(visual_dim=128, text_dim=64, joint_dim=64)``
+    """Exercise 13.1.1: weights of ``MultimodalEncoder(visual_dim=128, text_dim=64, joint_dim=32)``
     with bias-free projection heads."""
     if _not_attempted(answer):
         return False
     value = _number(answer)
     if value is None:
         return False
-    expected = 128 * 64 + 64 * 64
+    expected = 128 * 32 + 64 * 32
     if value == expected:
-        print(f"Correct: 128 x 64 + 64 x 64 = {expected} weights, one matrix per modality.")
+        print(f"Correct: 32 x 128 + 32 x 64 = {expected} weights, one matrix per modality.")
         return True
-    if value == expected + 2 * 64:
+    if value == 128 * 64 + 64 * 64:
+        print("That is the shipped model (joint_dim=64); the question asks for joint_dim=32.")
+    elif value == expected + 2 * 32:
         print("That counts a bias per head; CLIP's projections (and ours) have none.")
     else:
         print("Not quite: each head is a (joint_dim x input_dim) matrix; add the two.")
