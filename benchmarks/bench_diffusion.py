@@ -5,7 +5,8 @@
 
 Quality on the 2-D toy data is the mean distance from each sample to its nearest data point
 ("sample→data") and from each data point to its nearest sample ("data→sample"), from
-``chapter13.toy.chamfer_distance``. Times are wall clock and this process's CPU time on the machine it
+``chapter13.toy.chamfer_distance``, and the samples' spread (mean per-axis std) relative to the data's:
+the book's ``sample()`` lands on the spiral but with too small a spread (piled on the inner turn). Times are wall clock and this process's CPU time on the machine it
 runs on; the load average is printed, because on a shared CPU the wall time grows with other jobs.
 """
 
@@ -71,10 +72,13 @@ def main() -> None:
     )
 
     # --- samplers -----------------------------------------------------------------------------------
+    def quality(x: torch.Tensor) -> list[float]:
+        """sample→data, data→sample, spread (mean per-axis std) relative to the data's."""
+        return [*chamfer_distance(x, data), x.std(0).mean().item() / data.std(0).mean().item()]
+
     rows = []
-    ref = chamfer_distance(make_toy_data(args.data, n_samples, seed=1), data)
-    rows.append(["fresh data (ideal)", "-", "-", *ref])
-    rows.append(["N(0, I) noise", "-", "-", *chamfer_distance(torch.randn(n_samples, 2), data)])
+    rows.append(["fresh data (ideal)", "-", "-", *quality(make_toy_data(args.data, n_samples, seed=1))])
+    rows.append(["N(0, I) noise", "-", "-", *quality(torch.randn(n_samples, 2))])
     counts = [10, 50] if quick else [10, 20, 50, 100, 1000]
     for k in counts:
         for name, sampler in (("DDIM η=0", sample_ddim), ("DDPM (respaced)", sample_ddpm)):
@@ -84,17 +88,17 @@ def main() -> None:
                     model, schedule, (n_samples, 2), steps=k, generator=gen, device="cpu", progress=False
                 )
             )
-            rows.append([name, k, w, *chamfer_distance(x, data)])
+            rows.append([name, k, w, *quality(x)])
     torch.manual_seed(0)
     x, w, _ = timed(lambda: book.sample(model, (n_samples, 2), schedule.betas.float()))
-    rows.append(["book sample() (wrong coefficient)", 1000, w, *chamfer_distance(x, data)])
+    rows.append(["book sample() (wrong coefficient)", 1000, w, *quality(x)])
     x, w, _ = timed(
         lambda: book.sample_from_model(model, schedule.betas.float(), (n_samples, 2), num_steps=50)
     )
-    rows.append(["book sample_from_model() (one-step posterior)", 50, w, *chamfer_distance(x, data)])
+    rows.append(["book sample_from_model() (one-step posterior)", 50, w, *quality(x)])
     table(
         f"Sampling the toy model ({n_samples} points)",
-        ["sampler", "steps", "wall s", "sample→data", "data→sample"],
+        ["sampler", "steps", "wall s", "sample→data", "data→sample", "spread / data spread"],
         rows,
     )
 
