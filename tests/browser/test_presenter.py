@@ -91,10 +91,15 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir)
             ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output:has(> .jupyter-widgets)"
         )
         # Voilà streams the page while the kernel runs the notebook; done when the spinner is gone and
-        # the widgets are drawn.
+        # the widgets are drawn, or as soon as an error shows.
         page.wait_for_function(
-            "(n) => !document.getElementById('loading') && document.querySelectorAll("
-            "'.jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output > .jupyter-widgets').length >= n",
+            """(n) => {
+              const text = document.body ? document.body.innerText : '';
+              if (/Traceback \\(most recent call last\\)|There was an error when executing cell/.test(text)) return true;
+              const views = document.querySelectorAll(
+                '.jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output > .jupyter-widgets');
+              return !document.getElementById('loading') && views.length >= n;
+            }""",
             arg=promise.min_views,
             timeout=RENDER_TIMEOUT_S * 1000,
             polling=500,
