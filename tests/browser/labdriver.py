@@ -152,10 +152,12 @@ class Control:
 
 @dataclass(frozen=True)
 class Promise:
-    """What a notebook promises to render: at least ``min_views`` widgets and these controls."""
+    """What a notebook promises to render: at least ``min_views`` widgets, these controls, and at
+    least ``n`` elements matching each CSS ``selector`` of ``elements`` (e.g. audio players)."""
 
     min_views: int
     controls: tuple[Control, ...] = ()
+    elements: tuple[tuple[str, int], ...] = ()
 
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}

@@ -38,6 +38,10 @@ PROMISES: dict[str, Promise] = {
     "13.3": Promise(  # the guidance-scale widget: the scale slider (0-10) and the prompt menu
         1, (Control("slider", r"^guidance s$"), Control("dropdown", r"^prompt$"))
     ),
+    "13.4": Promise(  # no ipywidgets: playable sounds and JavaScript animation players
+        0,
+        elements=((".jp-OutputArea-output audio[controls]", 4), (".jp-OutputArea-output .animation img", 2)),
+    ),
     "13.5": Promise(  # tug-of-war, ventriloquist, McGurk congruence, flash-beep
         4,
         (
@@ -131,6 +135,10 @@ def test_notebook_runs_and_widgets_respond(notebook, lab_server, browser_context
             assert rendered >= promise.min_views, (
                 f"{notebook.name} promises at least {promise.min_views} widgets, {rendered} are on the page"
             )
+            for selector, least in promise.elements:
+                found = notebook_scope.locator(selector).count()
+                summary.setdefault("elements", {})[selector] = found
+                assert found >= least, f"{notebook.name} promises {least} x {selector!r}, found {found}"
 
         moves = []
         for control_spec in promise.controls if promise else ():
