@@ -5,6 +5,7 @@ Images come in the model range [-1, 1] unless said otherwise: ``x: (B, C, H, W)`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -57,7 +58,7 @@ def animate_frames(
     value_range: tuple[float, float] = (-1.0, 1.0),
 ) -> animation.FuncAnimation:
     """An animation of a sequence of image batches (each (B, C, H, W)); show it with
-    ``IPython.display.HTML(anim.to_jshtml())``."""
+    ``IPython.display.HTML(animation_html(anim))`` (an offline-safe ``anim.to_jshtml()``)."""
     if len(frames) == 0:
         raise ValueError("animate_frames needs at least one frame")
     arrays = [_grid_array(f, nrow, value_range) for f in frames]
@@ -76,3 +77,26 @@ def animate_frames(
     anim = animation.FuncAnimation(fig, update, frames=len(arrays), interval=interval, blit=False)
     plt.close(fig)
     return anim
+
+
+_PLAYER_GLYPHS = {
+    "fa-minus": "&minus;",
+    "fa-fast-backward": "|&#9664;&#9664;",
+    "fa-step-backward": "|&#9664;",
+    "fa-play fa-flip-horizontal": "&#9664;",
+    "fa-pause": "||",
+    "fa-play": "&#9654;",
+    "fa-step-forward": "&#9654;|",
+    "fa-fast-forward": "&#9654;&#9654;|",
+    "fa-plus": "+",
+}
+
+
+def animation_html(anim: animation.Animation) -> str:
+    """``anim.to_jshtml()`` that also works offline: show it with ``IPython.display.HTML(...)``.
+
+    matplotlib's JavaScript player links its button icons (Font Awesome) from a CDN, so without a
+    network its buttons are blank. This drops that link and writes each button as a text glyph.
+    """
+    html = re.sub(r'<link rel="stylesheet"\s*href="[^"]*font-awesome[^"]*"\s*/?>', "", anim.to_jshtml())
+    return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _PLAYER_GLYPHS.get(m.group(1), m.group(1)), html)
