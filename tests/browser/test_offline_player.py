@@ -1,0 +1,21 @@
+"""The animation player of the notebooks needs no network (runs without a browser)."""
+
+import re
+
+import torch
+
+from chapter13.plotting import animate_frames, animation_html
+
+
+def test_animation_html_has_no_cdn_link_and_text_buttons():
+    anim = animate_frames([torch.zeros(2, 1, 4, 4), torch.ones(2, 1, 4, 4)], nrow=2)
+    plain = anim.to_jshtml()
+    # what the fix is for: matplotlib's player fetches its icon font from a CDN
+    assert re.search(r"https://[^\"]*font-awesome", plain)
+    html = animation_html(anim)
+    assert "font-awesome" not in html and "<link" not in html
+    assert not re.search(r"https?://", html), "the player must not fetch anything"
+    assert '<i class="fa' not in html, "every icon must be replaced by a text glyph"
+    assert html.count("&#9654;") >= 3 and "&#9664;" in html  # play / step / fast forward, reverse
+    # the frames themselves are still embedded
+    assert html.count("data:image/png;base64") == plain.count("data:image/png;base64") > 0
