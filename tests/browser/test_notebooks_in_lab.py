@@ -51,6 +51,7 @@ PROMISES: dict[str, Promise] = {
             Control("slider", r"^beeps$"),
         ),
     ),
+    "13.6": Promise(0, elements=((".jp-OutputArea-output .animation img", 1),)),  # the denoising animation
     "13.9": Promise(2, (Control("slider", r"guidance"), Control("dropdown", r"schedule"))),  # dev scratch
 }
 """Keyed by the notebook's section number (its file name's first four characters)."""
@@ -175,7 +176,13 @@ def test_notebook_runs_and_widgets_respond(notebook, lab_server, browser_context
         tracebacks += side_channel_problems(side_channel_messages(page))
         assert not tracebacks, f"{notebook.name}: the kernel reported:\n" + "\n---\n".join(tracebacks)
         summary["kernel_side_messages"] = side_channel_messages(page)
-        assert not external, f"{notebook.name}: requests left localhost (not offline): {external[:10]}"
+        hint = (
+            " (matplotlib's anim.to_jshtml() links Font Awesome from a CDN: show chapter13.plotting."
+            "animation_html(anim) instead)"
+            if any("font-awesome" in url for url in external)
+            else ""
+        )
+        assert not external, f"{notebook.name}: requests left localhost (not offline): {external[:10]}{hint}"
         assert not page_errors, f"{notebook.name}: uncaught JavaScript errors: {page_errors[:5]}"
     finally:
         summary["external_requests"] = external
