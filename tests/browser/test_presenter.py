@@ -27,6 +27,7 @@ PRESENTER_PROMISES: dict[str, Promise] = {
     "13.1": Promise(1, (Control("slider", r"^tau$"),)),
     "13.2": Promise(1, (Control("dropdown", r"^family$"), Control("slider", r"^T$"))),
     "13.3": Promise(1, (Control("slider", r"^guidance s$"), Control("dropdown", r"^prompt$"))),
+    "13.4": Promise(0, elements=((".animation img", 1), ("audio[controls]", 3))),
     "13.5": Promise(
         4,
         (
@@ -36,6 +37,7 @@ PRESENTER_PROMISES: dict[str, Promise] = {
             Control("slider", r"^beeps$"),
         ),
     ),
+    "13.6": Promise(0, elements=((".animation img", 1),)),
 }
 """Keyed by the page's section number: the widgets each presenter page must show and redraw."""
 
@@ -120,6 +122,10 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir)
         assert views.count() >= promise.min_views, (
             f"{notebook.name}: {views.count()} widgets rendered, the page promises {promise.min_views}"
         )
+        for selector, least in promise.elements:
+            found = page.locator(selector).count()
+            summary.setdefault("elements", {})[selector] = found
+            assert found >= least, f"{notebook.name} promises {least} x {selector!r}, found {found}"
         for i in range(views.count()):
             screenshot(views.nth(i), screenshot_dir / f"widget-{i}.png")
         page.screenshot(path=str(screenshot_dir / "page.png"), full_page=True)
