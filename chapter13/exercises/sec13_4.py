@@ -1,0 +1,149 @@
+"""Self-checks for the exercises of notebook 13.4 (video and audio diffusion).
+
+Each checker prints what is wrong (or "not attempted yet" for ``None``) and returns False, or prints a
+confirmation and returns True. None of them raises on a student's answer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _reference_consistency(pred: torch.Tensor, target: torch.Tensor) -> float:
+    e = (pred - target).double()
+    return float(e.pow(2).mean() + 0.5 * (e[:, :, 1:] - e[:, :, :-1]).pow(2).mean())
+
+
+def check_consistency_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any] | None) -> bool:
+    """Exercise 13.4.1: ``fn(pred, target)`` on clips (B, C, F, H, W) returns per-frame MSE plus
+    0.5 × the MSE of the differences between consecutive frames (frame axis 2)."""
+    if fn is None:
+        print("not attempted yet: write my_consistency_loss(pred, target) and pass it in")
+        return False
+    gen = torch.Generator().manual_seed(13)
+    cases = [
+        (torch.randn(2, 1, 5, 4, 4, generator=gen), torch.randn(2, 1, 5, 4, 4, generator=gen)),
+        (torch.randn(1, 3, 4, 2, 2, generator=gen), torch.randn(1, 3, 4, 2, 2, generator=gen)),
+    ]
+    for i, (pred, target) in enumerate(cases):
+        try:
+            got = float(fn(pred.clone(), target.clone()))
+        except Exception as error:
+            print(f"case {i}: your function raised {type(error).__name__}: {error}")
+            return False
+        want = _reference_consistency(pred, target)
+        if math.isnan(got):
+            print(
+                f"case {i} (shape {tuple(pred.shape)}): got NaN. Did you difference along dim 1? In "
+                "(B, C, F, H, W) the frames are dim 2; with C = 1, x[:, 1:] is empty and its mean is NaN."
+            )
+            return False
+        if not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6):
+            hint = ""
+            frame_only = float((pred - target).double().pow(2).mean())
+            if math.isclose(got, frame_only, rel_tol=1e-4):
+                hint = " That is the per-frame MSE alone: add 0.5 x the frame-difference MSE."
+            print(f"case {i} (shape {tuple(pred.shape)}): got {got:.6f}, expected {want:.6f}.{hint}")
+            return False
+    print("Correct: per-frame MSE + 0.5 x MSE of the frame differences, along the frame axis (dim 2).")
+    return True
+
+
+def check_samples_per_period(answer: float | None) -> bool:
+    """Exercise 13.4.2: how many samples does one period of C5 (523.25 Hz) last at 4000 Hz?"""
+    if answer is None:
+        print("not attempted yet: one period lasts 1 / f seconds; how many samples is that at 4000 Hz?")
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"expected a number, got {answer!r}")
+        return False
+    want = 4000 / 523.25
+    if math.isclose(value, want, rel_tol=0.01):
+        print(
+            f"Correct: {want:.2f} samples. A kernel-5 convolution sees less than one period, which is why "
+            "the network needs several down-sampling levels and attention to hold one pitch for 2048 samples."
+        )
+        return True
+    if math.isclose(value, 523.25 / 4000, rel_tol=0.01):
+        print("That is f / sample_rate (periods per sample); invert it.")
+    else:
+        print(f"{value} is not right: samples per period = sample_rate / frequency.")
+    return False
+
+
+def check_dominant_frequency(fn: Callable[[np.ndarray, float], Any] | None) -> bool:
+    """Exercise 13.4.3: ``fn(wave, sample_rate)`` returns the frequency (Hz) of the largest spectral
+    peak of a 1-D NumPy waveform, within 1 %."""
+    if fn is None:
+        print("not attempted yet: write my_dominant_frequency(wave, sample_rate) with np.fft.rfft")
+        return False
+    sr, n = 4000, 2048
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(4)
+    for freq in (261.63, 440.0, 523.25, 1234.5):
+        wave = 0.3 + 0.6 * np.sin(2 * np.pi * freq * t + rng.uniform(0, 6)) + 0.05 * rng.standard_normal(n)
+        try:
+            got = float(fn(wave, sr))
+        except Exception as error:
+            print(f"your function raised {type(error).__name__}: {error}")
+            return False
+        if not math.isclose(got, freq, rel_tol=0.01):
+            hint = ""
+            if got == 0.0:
+                hint = " The largest bin is DC (the mean 0.3): subtract the mean or skip bin 0."
+            elif math.isclose(got, freq * n / sr, rel_tol=0.02) or got > sr:
+                hint = " That looks like a bin index: convert with k * sample_rate / len(wave)."
+            print(f"for a {freq} Hz tone you returned {got:.2f} Hz.{hint}")
+            return False
+    print("Correct: the largest peak of the magnitude spectrum, away from DC, converted to Hz.")
+    return True
+
+
+def check_factorised_cost(answer: float | None) -> bool:
+    """Exercise 13.4.0: how many times more multiply-adds per voxel does a 3×3×3 ``Conv3d`` (C -> C
+    channels) cost than a 3×3 spatial convolution followed by a 3-tap temporal one?"""
+    if answer is None:
+        print("not attempted yet: count the kernel weights per output channel for each design")
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"expected a number, got {answer!r}")
+        return False
+    if math.isclose(value, 27 / 12, rel_tol=0.01):
+        print("Correct: 27 C^2 against 9 C^2 + 3 C^2 = 12 C^2, 2.25 times as much.")
+        return True
+    if math.isclose(value, 27 / 9, rel_tol=0.01):
+        print("You compared with the spatial convolution alone; add the temporal one (3 taps).")
+    elif math.isclose(value, 27 / 3, rel_tol=0.01):
+        print("You compared with the temporal convolution alone; add the spatial one (3x3 = 9 taps).")
+    else:
+        print(f"{value} is not right: a k1 x k2 x k3 kernel has k1*k2*k3 taps per input-output channel pair.")
+    return False
+
+
+def check_reversed_warp_error(answer: float | None) -> bool:
+    """Exercise 13.4.1b: the warping error of a real clip played backwards (to 3 decimals)."""
+    if answer is None:
+        print("not attempted yet: compute warp_error(real.flip(2)).mean()")
+        return False
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        print(f"expected a number, got {answer!r}")
+        return False
+    if abs(value) < 5e-4:
+        print(
+            "Correct: 0. Played backwards a digit still only translates, so every frame is its "
+            "predecessor shifted. The warping error measures consistency, not the direction of time."
+        )
+        return True
+    print(f"{value} is not right. A real clip backwards is still one digit moving in straight lines.")
+    return False

@@ -1,0 +1,492 @@
+"""13.4: video and audio denoisers, the consistency loss, temporal and pitch metrics.
+
+Expected values are computed here by hand or with plain NumPy, independently of the code under test.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from chapter13.diffusion import NoiseSchedule, diffusion_loss, sample_ddim
+from chapter13.synthetic import PITCHES, SAMPLE_RATE, moving_digits, tones
+from chapter13.temporal import (
+    AudioDiffusion,
+    VideoUNet,
+    consistency_loss,
+    dominant_frequency,
+    frame_difference,
+    ink_variation,
+    pitch_metrics,
+    spectrogram,
+    temporal_metrics,
+    video_diffusion_loss,
+    warp_error,
+)
+
+SMALL_VIDEO = dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, heads=2)
+SMALL_AUDIO = dict(base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, heads=2)
+
+
+def _randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Zero-initialised layers make an untrained network the identity; give every weight a value."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return model.eval()
+
+
+# --- shapes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("temporal", [True, False])
+@pytest.mark.parametrize("patch", [1, 2])
+def test_video_unet_keeps_the_shape(temporal, patch):
+    model = VideoUNet(temporal=temporal, patch=patch, **SMALL_VIDEO)
+    x = torch.randn(2, 1, 4, 16, 16)
+    out = model(x, torch.tensor([3, 999]))
+    assert out.shape == (2, 1, 4, 16, 16)
+
+
+def test_video_unet_two_channels_and_out_channels():
+    model = VideoUNet(in_channels=2, out_channels=3, **SMALL_VIDEO)
+    assert model(torch.randn(1, 2, 2, 8, 8), torch.tensor([0])).shape == (1, 3, 2, 8, 8)
+
+
+def test_video_unet_starts_at_zero():
+    """The output convolution starts at zero (as in the 13.2 U-Net), so an untrained model predicts 0."""
+    out = VideoUNet(**SMALL_VIDEO)(torch.randn(1, 1, 4, 8, 8), torch.tensor([5]))
+    assert torch.count_nonzero(out) == 0
+
+
+def test_per_frame_model_never_mixes_frames():
+    """temporal=False: the prediction for frame f depends on frame f only."""
+    model = _randomise(VideoUNet(temporal=False, **SMALL_VIDEO))
+    x = torch.randn(2, 1, 4, 8, 8)
+    y = x.clone()
+    y[:, :, 0] += 1.0
+    t = torch.tensor([10, 500])
+    a, b = model(x, t), model(y, t)
+    assert not torch.allclose(a[:, :, 0], b[:, :, 0])
+    torch.testing.assert_close(a[:, :, 1:], b[:, :, 1:], rtol=0, atol=1e-6)
+
+
+def test_joint_model_mixes_frames_across_the_clip():
+    """temporal=True: changing the first frame changes the prediction for the last."""
+    model = _randomise(VideoUNet(temporal=True, **SMALL_VIDEO))
+    x = torch.randn(1, 1, 4, 8, 8)
+    y = x.clone()
+    y[:, :, 0] += 1.0
+    t = torch.tensor([10])
+    assert (model(x, t)[:, :, -1] - model(y, t)[:, :, -1]).abs().max() > 1e-4
+
+
+def test_per_frame_model_equals_the_same_model_on_single_frames():
+    model = _randomise(VideoUNet(temporal=False, **SMALL_VIDEO))
+    x = torch.randn(1, 1, 4, 8, 8)
+    t = torch.tensor([7])
+    whole = model(x, t)
+    for f in range(4):
+        single = model(x[:, :, f : f + 1], t)
+        torch.testing.assert_close(whole[:, :, f : f + 1], single, rtol=1e-5, atol=1e-5)
+
+
+def test_video_unet_bad_input_is_explained():
+    model = VideoUNet(**SMALL_VIDEO)  # 2 levels: halves once
+    t = torch.tensor([1])
+    with pytest.raises(ValueError, match=r"\(B, C, F, H, W\).*unsqueeze\(2\)"):
+        model(torch.randn(1, 1, 8, 8), t)
+    with pytest.raises(ValueError, match="5 dimensions"):
+        model(torch.randn(1, 1, 2, 2, 8, 8), t)
+    with pytest.raises(ValueError, match="channels"):
+        model(torch.randn(1, 3, 2, 8, 8), t)
+    with pytest.raises(ValueError, match=r"3 frames.*divisible by 2.*temporal_downsample=False"):
+        model(torch.randn(1, 1, 3, 8, 8), t)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        model(torch.randn(1, 1, 2, 7, 8), t)
+    three = VideoUNet(base_channels=8, channel_mults=(1, 2, 2), heads=2)
+    with pytest.raises(ValueError, match=r"6 frames cannot be halved 2 times.*divisible by 4"):
+        three(torch.randn(1, 1, 6, 8, 8), t)
+    # without temporal down-sampling any clip length works
+    free = VideoUNet(base_channels=8, channel_mults=(1, 2, 2), heads=2, temporal_downsample=False)
+    assert free(torch.randn(1, 1, 6, 8, 8), t).shape == (1, 1, 6, 8, 8)
+    with pytest.raises(ValueError, match="one timestep per example"):
+        model(torch.randn(2, 1, 2, 8, 8), torch.tensor([1, 2, 3]))
+
+
+def test_video_unet_config_rebuilds_the_model():
+    model = _randomise(VideoUNet(patch=2, **SMALL_VIDEO))
+    copy = VideoUNet(**model.config)
+    copy.load_state_dict(model.state_dict())
+    x, t = torch.randn(1, 1, 2, 8, 8), torch.tensor([3])
+    torch.testing.assert_close(copy.eval()(x, t), model(x, t))
+
+
+@pytest.mark.parametrize("patch", [1, 4])
+def test_audio_diffusion_keeps_the_shape(patch):
+    model = AudioDiffusion(patch=patch, **SMALL_AUDIO)
+    assert model(torch.randn(3, 1, 128), torch.tensor([0, 1, 2])).shape == (3, 1, 128)
+
+
+def test_audio_patching_is_a_pure_reshape():
+    """With patch=p, the prediction for sample i depends on the samples of its own patch through the
+    first layer exactly as if they were channels: check that moving one sample changes only outputs
+    (after a randomised model) and that the reshape round-trips by feeding an identity-like model."""
+    model = AudioDiffusion(patch=4, **SMALL_AUDIO)
+    b, length, p = 2, 64, 4
+    x = torch.arange(b * length, dtype=torch.float32).reshape(b, 1, length)
+    folded = x.reshape(b, 1, length // p, p).transpose(2, 3).reshape(b, p, length // p)
+    # channel i of position j holds sample j*p + i
+    assert folded[0, 1, 2] == x[0, 0, 2 * p + 1]
+    assert model(x, torch.tensor([1, 2])).shape == x.shape
+
+
+def test_audio_bad_input_is_explained():
+    model = AudioDiffusion(**SMALL_AUDIO)  # 3 levels: length divisible by 4
+    t = torch.tensor([1])
+    with pytest.raises(ValueError, match=r"\(B, C, L\).*unsqueeze\(1\)"):
+        model(torch.randn(1, 128), t)
+    with pytest.raises(ValueError, match="3 dimensions"):
+        model(torch.randn(1, 1, 8, 16), t)
+    with pytest.raises(ValueError, match=r"130 samples.*divisible by 4.*132"):
+        model(torch.randn(1, 1, 130), t)
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        AudioDiffusion(kernel_size=4)
+
+
+def test_samplers_run_on_clips_and_waveforms():
+    """The 13.2 samplers are layout-agnostic: they work on (B, C, F, H, W) and (B, C, L)."""
+    schedule = NoiseSchedule.linear(100)
+    gen = torch.Generator().manual_seed(0)
+    video = _randomise(VideoUNet(**SMALL_VIDEO))
+    clips = sample_ddim(video, schedule, (2, 1, 4, 8, 8), steps=3, generator=gen, progress=False)
+    assert clips.shape == (2, 1, 4, 8, 8) and torch.isfinite(clips).all()
+    audio = _randomise(AudioDiffusion(**SMALL_AUDIO))
+    sounds = sample_ddim(audio, schedule, (2, 1, 64), steps=3, generator=gen, progress=False)
+    assert sounds.shape == (2, 1, 64) and sounds.abs().max() <= 1.0
+
+
+# --- consistency loss ------------------------------------------------------------------------------
+def test_consistency_loss_is_zero_for_identical_clips():
+    x = torch.randn(2, 3, 5, 4, 4)
+    assert consistency_loss(x, x.clone()).item() == 0.0
+
+
+def test_consistency_loss_hand_computed():
+    """One pixel, frames [0, 1, 3] against a prediction of zeros:
+    per-frame MSE (0 + 1 + 9) / 3, frame differences [1, 2] -> MSE (1 + 4) / 2, total 10/3 + 0.5 * 2.5."""
+    target = torch.tensor([0.0, 1.0, 3.0]).reshape(1, 1, 3, 1, 1)
+    pred = torch.zeros_like(target)
+    assert consistency_loss(pred, target).item() == pytest.approx(10 / 3 + 0.5 * 2.5)
+    assert consistency_loss(pred, target, temporal_weight=0.0).item() == pytest.approx(10 / 3)
+
+
+def test_consistency_loss_differences_frames_not_channels():
+    """Two channels, two frames: the difference must run along frames (dim 2)."""
+    target = torch.tensor([[1.0, 2.0], [10.0, 20.0]]).reshape(1, 2, 2, 1, 1)  # channel c, frame f
+    pred = torch.zeros_like(target)
+    frame_term = (1 + 4 + 100 + 400) / 4
+    diff_term = ((2 - 1) ** 2 + (20 - 10) ** 2) / 2
+    assert consistency_loss(pred, target).item() == pytest.approx(frame_term + 0.5 * diff_term)
+
+
+def test_consistency_loss_penalises_flicker_more_than_a_constant_error():
+    target = torch.zeros(1, 1, 4, 2, 2)
+    constant = torch.ones_like(target)
+    flicker = torch.tensor([1.0, -1.0, 1.0, -1.0]).reshape(1, 1, 4, 1, 1).expand_as(target)
+    assert consistency_loss(constant, target).item() == pytest.approx(1.0)
+    assert consistency_loss(flicker, target).item() == pytest.approx(1.0 + 0.5 * 4.0)
+
+
+def test_consistency_loss_bad_input():
+    with pytest.raises(ValueError, match=r"\(B, C, F, H, W\)"):
+        consistency_loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="same shape"):
+        consistency_loss(torch.zeros(1, 1, 3, 4, 4), torch.zeros(1, 1, 4, 4, 4))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        consistency_loss(torch.zeros(1, 1, 1, 4, 4), torch.zeros(1, 1, 1, 4, 4))
+    with pytest.raises(ValueError, match="temporal_weight"):
+        consistency_loss(torch.zeros(1, 1, 2, 4, 4), torch.zeros(1, 1, 2, 4, 4), temporal_weight=-1)
+
+
+def test_video_loss_without_the_temporal_term_is_the_ddpm_loss():
+    """Same draws of t and ε: temporal_weight=0 reproduces chapter13.diffusion.diffusion_loss."""
+    schedule = NoiseSchedule.linear(50)
+    model = _randomise(VideoUNet(**SMALL_VIDEO))
+    x0 = torch.rand(2, 1, 4, 8, 8) * 2 - 1
+    ours = video_diffusion_loss(
+        model, schedule, x0, temporal_weight=0.0, generator=torch.Generator().manual_seed(5)
+    )
+    ref = diffusion_loss(model, schedule, x0, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(ours, ref)
+    full = video_diffusion_loss(model, schedule, x0, generator=torch.Generator().manual_seed(5))
+    assert full > ours  # the frame-difference term is non-negative and here positive
+
+
+def test_video_loss_by_hand():
+    """Rebuild the loss from its definition with the same random draws."""
+    schedule = NoiseSchedule.linear(50)
+    model = _randomise(VideoUNet(**SMALL_VIDEO))
+    x0 = torch.rand(2, 1, 4, 8, 8) * 2 - 1
+    gen = torch.Generator().manual_seed(9)
+    t = torch.randint(0, 50, (2,), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    ab = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 50, dtype=torch.float64), 0)[t].float()
+    x_t = ab.sqrt().view(2, 1, 1, 1, 1) * x0 + (1 - ab).sqrt().view(2, 1, 1, 1, 1) * eps
+    with torch.no_grad():
+        e = model(x_t, t) - eps
+    expected = e.pow(2).mean() + 0.5 * (e[:, :, 1:] - e[:, :, :-1]).pow(2).mean()
+    with torch.no_grad():
+        got = video_diffusion_loss(model, schedule, x0, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- temporal metrics -------------------------------------------------------------------------------
+def test_frame_difference_hand_computed():
+    x = torch.tensor([0.0, 1.0, 3.0]).reshape(1, 1, 3, 1, 1)
+    assert frame_difference(x).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_real_clips_have_zero_warp_error_and_constant_ink():
+    clips, _, _ = moving_digits(16, seed=21)
+    assert warp_error(clips).max().item() == pytest.approx(0.0, abs=1e-7)
+    assert ink_variation(clips).max().item() < 1e-5
+    assert frame_difference(clips).min().item() > 0  # they do move
+
+
+def test_warp_error_of_a_known_translation_and_of_a_new_digit():
+    frame = -torch.ones(1, 1, 1, 12, 12)
+    frame[..., 2:5, 3:6] = 1.0
+    moved = torch.roll(frame, shifts=(2, -1), dims=(3, 4))
+    clip = torch.cat([frame, moved], dim=2)
+    assert warp_error(clip, max_shift=2).item() == 0.0
+    assert warp_error(clip, max_shift=1).item() > 0  # the motion is outside the search window
+    other = -torch.ones_like(frame)
+    other[..., 7:9, 7:11] = 1.0  # different shape and amount of ink: no translation explains it
+    clip2 = torch.cat([frame, other], dim=2)
+    # best possible: align as well as possible; 9 ink pixels vs 8 cannot all match
+    assert warp_error(clip2, max_shift=4).item() > 0
+
+
+def test_ink_variation_hand_computed():
+    x = -torch.ones(1, 1, 2, 2, 2)
+    x[0, 0, 0, 0, 0] = 1.0  # ink 1 in frame 0
+    x[0, 0, 1, :, 0] = 1.0  # ink 2 in frame 1
+    # mean 1.5, population std 0.5
+    assert ink_variation(x).item() == pytest.approx(0.5 / 1.5)
+
+
+def test_per_frame_shuffled_clips_score_worse_than_real_ones():
+    """Frames drawn from different clips (what an image model sampled per frame gives) break all three."""
+    clips, _, _ = moving_digits(32, seed=4)
+    gen = torch.Generator().manual_seed(0)
+    shuffled = clips.clone()
+    for f in range(clips.shape[2]):
+        shuffled[:, :, f] = clips[torch.randperm(32, generator=gen), :, f]
+    real, mixed = temporal_metrics(clips), temporal_metrics(shuffled)
+    # motion alone already changes many pixels, so flicker separates the two less than warping does
+    assert mixed["frame_difference"] > 1.4 * real["frame_difference"]
+    assert mixed["warp_error"] > 0.05 > real["warp_error"]
+    assert mixed["ink_variation"] > 0.05 > real["ink_variation"]
+
+
+def test_temporal_metrics_need_clips():
+    with pytest.raises(ValueError, match=r"\(B, C, F, H, W\)"):
+        temporal_metrics(torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        frame_difference(torch.zeros(2, 1, 1, 8, 8))
+
+
+# --- pitch ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("freq", [261.63, 437.3, 1000.0 / 3])
+def test_dominant_frequency_recovers_a_pure_tone(freq):
+    sr, n = 4000, 2048
+    t = np.arange(n) / sr
+    wave = torch.tensor(0.7 * np.sin(2 * math.pi * freq * t + 0.3), dtype=torch.float32)
+    got = dominant_frequency(wave[None, None], sr).item()
+    assert got == pytest.approx(freq, rel=1e-3)  # 0.1 %, 30x tighter than the 3 % criterion
+
+
+def test_dominant_frequency_ignores_dc_and_finds_the_louder_partial():
+    sr, n = 8000, 4096
+    t = np.arange(n) / sr
+    wave = 0.5 + 0.2 * np.sin(2 * math.pi * 300 * t) + 0.6 * np.sin(2 * math.pi * 1250 * t)
+    assert dominant_frequency(torch.tensor(wave)[None], sr).item() == pytest.approx(1250, rel=1e-3)
+
+
+def test_pitch_metrics_on_training_tones_and_on_detuned_ones():
+    waves, labels, _ = tones(24, seed=1)
+    m = pitch_metrics(waves, PITCHES, SAMPLE_RATE)
+    assert m["within"] == 1.0
+    assert torch.equal(m["nearest"], labels)
+    assert sum(m["counts"]) == 24
+    # 5 % sharp: every tone misses the 3 % window (neighbouring pitches are >= 19 % apart)
+    sharp, _, _ = tones(24, pitches=[p * 1.05 for p in PITCHES], seed=1)
+    assert pitch_metrics(sharp, PITCHES, SAMPLE_RATE)["within"] == 0.0
+    # 2 % flat: still within 3 %
+    flat, _, _ = tones(24, pitches=[p * 0.98 for p in PITCHES], seed=1)
+    assert pitch_metrics(flat, PITCHES, SAMPLE_RATE)["within"] == 1.0
+
+
+def test_pitch_metric_bad_input():
+    with pytest.raises(ValueError, match="mono"):
+        dominant_frequency(torch.zeros(2, 2, 64), 4000)
+    with pytest.raises(ValueError, match="sample_rate"):
+        dominant_frequency(torch.zeros(2, 64), 0)
+    with pytest.raises(ValueError, match="tolerance"):
+        pitch_metrics(torch.zeros(2, 64), PITCHES, 4000, tolerance=3)
+
+
+def test_spectrogram_peaks_at_the_tone():
+    sr = 4000
+    t = np.arange(2048) / sr
+    wave = torch.tensor(np.sin(2 * math.pi * 500 * t), dtype=torch.float32)
+    spec = spectrogram(wave[None], n_fft=256, hop=64)
+    assert spec.shape[:2] == (1, 129)
+    assert int(spec[0].mean(dim=1).argmax()) == round(500 * 256 / sr)  # bin 32
+
+
+# --- exercises ---------------------------------------------------------------------------------------
+def test_exercise_checkers_accept_the_solutions_and_reject_wrong_answers(capsys):
+    from chapter13.book.sec13_4 import consistency_loss as book_loss
+    from chapter13.exercises.sec13_4 import (
+        check_consistency_loss,
+        check_dominant_frequency,
+        check_factorised_cost,
+        check_reversed_warp_error,
+        check_samples_per_period,
+    )
+
+    assert check_factorised_cost(27 / 12)
+    assert not check_factorised_cost(None)
+    assert not check_factorised_cost(3.0)
+    assert not check_factorised_cost([1])
+    clips, _, _ = moving_digits(4, seed=8)
+    assert check_reversed_warp_error(float(warp_error(clips.flip(2)).mean()))
+    assert not check_reversed_warp_error(None)
+    assert not check_reversed_warp_error(0.3)
+
+    assert check_consistency_loss(consistency_loss)
+    assert not check_consistency_loss(None)
+    assert not check_consistency_loss(lambda p, y: ((p - y) ** 2).mean())  # frame term only
+    assert not check_consistency_loss(book_loss)  # differences dim 1: NaN for one channel
+    assert "NaN" in capsys.readouterr().out
+    assert not check_consistency_loss(lambda p, y: 1 / 0)  # raises: reported, not propagated
+
+    assert check_samples_per_period(4000 / 523.25)
+    assert not check_samples_per_period(None)
+    assert not check_samples_per_period(523.25 / 4000)
+    assert not check_samples_per_period("many")
+
+    def solution(wave, sr):
+        spectrum = np.abs(np.fft.rfft(wave - wave.mean(), n=8 * len(wave)))
+        return spectrum.argmax() * sr / (8 * len(wave))
+
+    def with_dc(wave, sr):
+        return np.abs(np.fft.rfft(wave)).argmax() * sr / len(wave)
+
+    assert check_dominant_frequency(solution)
+    assert not check_dominant_frequency(None)
+    assert not check_dominant_frequency(with_dc)
+    assert "DC" in capsys.readouterr().out
+    assert not check_dominant_frequency(
+        lambda w, sr: np.abs(np.fft.rfft(w - w.mean())).argmax()
+    )  # a bin index
+
+
+def test_book_listings_run_and_differ_where_the_notes_say():
+    from chapter13.book import sec13_4 as book
+
+    clips = torch.randn(2, 1, 8, 16, 16)
+    assert book.VideoUNet()(clips, torch.tensor([1, 2])).shape == clips.shape
+    with pytest.raises(RuntimeError):  # 6 frames: the skip connection's sizes disagree
+        book.VideoUNet()(torch.randn(1, 1, 6, 16, 16), torch.tensor([1]))
+    assert book.AudioDiffusion()(torch.randn(2, 1, 64), torch.tensor([1, 2])).shape == (2, 1, 64)
+    pred, target = torch.randn(2, 3, 4, 5, 5), torch.randn(2, 3, 4, 5, 5)
+    # the book's loss on frames-first tensors is ours on channels-first tensors ...
+    torch.testing.assert_close(
+        book.consistency_loss(pred.transpose(1, 2), target.transpose(1, 2)), consistency_loss(pred, target)
+    )
+    # ... and on a one-channel clip in the Conv3d layout it differences an empty channel axis: NaN
+    assert torch.isnan(book.consistency_loss(pred[:, :1], target[:, :1]))
+
+
+# --- v-prediction -----------------------------------------------------------------------------------------
+def test_v_model_returns_the_true_noise_when_its_network_predicts_the_true_v():
+    """v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho 2022); forward must turn v back into eps."""
+    model = VideoUNet(prediction="v", schedule="linear", T=100, **SMALL_VIDEO)
+    x0 = torch.rand(3, 1, 2, 8, 8) * 2 - 1
+    eps = torch.randn(3, 1, 2, 8, 8)
+    t = torch.tensor([0, 40, 99])
+    ab = (
+        torch.cumprod(1 - torch.linspace(1e-4, 0.02, 100, dtype=torch.float64), 0)[t]
+        .float()
+        .view(3, 1, 1, 1, 1)
+    )
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    v = ab.sqrt() * eps - (1 - ab).sqrt() * x0
+    model.predict = lambda x, tt: v  # an oracle network
+    torch.testing.assert_close(model(x_t, t), eps, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.target(x0, eps, t), v)
+
+
+def test_v_model_loss_and_schedule_check():
+    model = _randomise(AudioDiffusion(prediction="v", schedule="cosine", T=50, **SMALL_AUDIO))
+    x0 = torch.rand(2, 1, 64) * 2 - 1
+    from chapter13.temporal import make_schedule, parameterised_loss
+
+    gen = torch.Generator().manual_seed(1)
+    loss = parameterised_loss(model, make_schedule("cosine", 50), x0, generator=gen)
+    # by hand, same draws
+    gen = torch.Generator().manual_seed(1)
+    t = torch.randint(0, 50, (2,), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    ab = make_schedule("cosine", 50).alpha_bars[t].float().view(2, 1, 1)
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    with torch.no_grad():
+        expected = (model.predict(x_t, t) - (ab.sqrt() * eps - (1 - ab).sqrt() * x0)).pow(2).mean()
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="built for the 'cosine' schedule"):
+        parameterised_loss(model, NoiseSchedule.linear(50), x0)
+    with pytest.raises(ValueError, match="prediction"):
+        AudioDiffusion(prediction="x0")
+
+
+def test_consistency_loss_per_clip_reduction():
+    pred, target = torch.randn(3, 1, 4, 2, 2), torch.randn(3, 1, 4, 2, 2)
+    per_clip = consistency_loss(pred, target, reduction="none")
+    assert per_clip.shape == (3,)
+    for i in range(3):
+        torch.testing.assert_close(per_clip[i], consistency_loss(pred[i : i + 1], target[i : i + 1]))
+    torch.testing.assert_close(per_clip.mean(), consistency_loss(pred, target))
+
+
+def test_min_snr_weighting_by_hand():
+    """Hang et al. 2023: weight min(SNR, g) / SNR for eps-targets, min(SNR, g) / (SNR + 1) for v."""
+    from chapter13.temporal import parameterised_loss
+
+    schedule = NoiseSchedule.cosine(40)
+    x0 = torch.rand(4, 1, 32) * 2 - 1
+    for prediction in ("eps", "v"):
+        model = _randomise(AudioDiffusion(prediction=prediction, schedule="cosine", T=40, **SMALL_AUDIO))
+        with torch.no_grad():
+            plain = [
+                parameterised_loss(model, schedule, x0[i : i + 1], generator=torch.Generator().manual_seed(i))
+                for i in range(4)
+            ]
+            weighted = [
+                parameterised_loss(
+                    model,
+                    schedule,
+                    x0[i : i + 1],
+                    min_snr_gamma=2.0,
+                    generator=torch.Generator().manual_seed(i),
+                )
+                for i in range(4)
+            ]
+        for i in range(4):
+            t = int(torch.randint(0, 40, (1,), generator=torch.Generator().manual_seed(i)))
+            ab = float(schedule.alpha_bars[t])
+            snr = ab / (1 - ab)
+            w = min(snr, 2.0) / (snr + 1 if prediction == "v" else snr)
+            assert weighted[i].item() == pytest.approx(w * plain[i].item(), rel=1e-5)
