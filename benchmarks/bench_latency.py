@@ -406,6 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-k", "--keyword", default="", help="only widgets whose name or module contains this")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) before measuring (default: torch's own choice), to compare settings",
+    )
+    parser.add_argument(
         "--judge",
         choices=("wall", "cpu"),
         default="wall",
@@ -416,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.updates < 2:
         parser.error("--updates must be at least 2 (a first update plus one timed update)")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if args.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     shell()
     cases = [c for make in CASES for c in make(args.updates + 1)]
     key = args.keyword.lower()
