@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Condition = Mapping[str, torch.Tensor]
@@ -301,7 +302,7 @@ class TextToImageUNet(nn.Module):
     **frozen**: its weights are copied from ``clip-digits`` into this model (so the checkpoint stands
     alone) and receive no gradient. Frozen, the captions' features can be computed once for the whole
     training set, which is what makes training affordable on a CPU (Stable Diffusion keeps CLIP's text
-    tower frozen too; Imagen showed that a frozen text encoder is enough, Saharia et al. 2022, Sec. 4.4).
+    tower frozen too, and Imagen conditions on a frozen T5 language model, Saharia et al. 2022).
 
     The null condition ∅ of classifier-free guidance is "no text": all-zero features with an
     all-False mask, for which every cross-attention block adds exactly nothing
@@ -317,19 +318,30 @@ class TextToImageUNet(nn.Module):
 
     clip_samples = True
     """Pixel samples live in [-1, 1], so DDIM may clip its x̂_0 there."""
+    spacing = "trailing"
+    """DDIM timestep grid (``chapter13.diffusion.timesteps``): trailing starts at t = T - 1."""
 
     def __init__(
-        self, unet: dict[str, Any], text_encoder: dict[str, Any], schedule: dict[str, Any] | None = None
+        self,
+        unet: dict[str, Any],
+        text_encoder: dict[str, Any],
+        schedule: dict[str, Any] | None = None,
+        patch_size: int = 1,
     ):
         super().__init__()
         from chapter13.multimodal import TextEncoder, Tokenizer
         from chapter13.unet import UNet
 
+        if not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
         self.config = {
             "unet": dict(unet),
             "text_encoder": dict(text_encoder),
             "schedule": dict(schedule or {}),
         }
+        if patch_size != 1:
+            self.config["patch_size"] = patch_size
+        self.patch_size = patch_size
         self.unet = UNet(**unet)
         self.text_encoder = TextEncoder(**text_encoder)
         if self.unet.context_dim != self.text_encoder.dim:
@@ -345,9 +357,10 @@ class TextToImageUNet(nn.Module):
     # --- shapes and outputs ------------------------------------------------------------------------
     @property
     def sample_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of what the diffusion model generates (here: pixels)."""
-        size = self.unet.config["image_size"]
-        return (self.unet.in_channels, size, size)
+        """(C, H, W) of what the diffusion model generates (here: pixels, e.g. (1, 28, 28))."""
+        p = self.patch_size
+        size = self.unet.config["image_size"] * p
+        return (self.unet.in_channels // (p * p), size, size)
 
     def decode(self, samples: torch.Tensor) -> torch.Tensor:
         """Diffusion samples → images (B, 1, 28, 28) in [-1, 1] (pixels: clamped, nothing else)."""
@@ -375,7 +388,16 @@ class TextToImageUNet(nn.Module):
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.unet(x_t, t, context=context, context_mask=context_mask)
+        """ε̂ for ``x_t`` (B, C, H, W); with ``patch_size`` p the U-Net sees the image rearranged into
+        (B, C·p², H/p, W/p) (``pixel_unshuffle``, a lossless space-to-depth as in "simple diffusion",
+        Hoogeboom et al. 2023), and its output is rearranged back."""
+        p = self.patch_size
+        if p == 1:
+            return self.unet(x_t, t, context=context, context_mask=context_mask)
+        if x_t.shape[-1] % p or x_t.shape[-2] % p:
+            raise ValueError(f"image sides {tuple(x_t.shape[-2:])} must be divisible by patch_size {p}")
+        out = self.unet(F.pixel_unshuffle(x_t, p), t, context=context, context_mask=context_mask)
+        return F.pixel_shuffle(out, p)
 
     # --- text ----------------------------------------------------------------------------------------
     @property
@@ -486,6 +508,7 @@ def generate(
         progress=progress,
         return_trajectory=return_trajectory,
         clip=model.clip_samples,
+        spacing=model.spacing,
         x_T=x_T,
         **cond,
     )
@@ -520,7 +543,6 @@ def cross_attention_maps(
     Returns ``images`` (B, 1, 28, 28), ``maps`` (B, L, size, size) with zeros at padding, and the
     words of each prompt (``maps[b, i]`` belongs to ``words[b][i]``).
     """
-    import torch.nn.functional as F
 
     from chapter13.attention import CrossAttention2d
 
@@ -718,8 +740,8 @@ TEXT2IMAGE_UNET: dict[str, Any] = {
 """U-Net of ``text2image-digits``: 28 → 14 → 7, self- and cross-attention at 7×7 and in the middle."""
 SCHEDULE: dict[str, Any] = {"kind": "cosine", "T": 1000}
 TEXT2IMAGE_TRAINING: dict[str, Any] = {
-    "steps": 2000,
-    "batch_size": 32,
+    "steps": 3000,
+    "batch_size": 64,
     "lr": 2e-3,
     "p_uncond": 0.15,
     "min_snr_gamma": 5.0,

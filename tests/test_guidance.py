@@ -365,3 +365,21 @@ def test_command_line_spec(text_model, monkeypatch):
         spec.draw(1, label=3, prompt="a 3", **common)
     with pytest.raises(sample.SampleError, match="give --prompt"):
         spec.draw(1, **common)
+
+
+def test_patch_size_folds_pixels_into_channels():
+    import torch.nn.functional as F
+
+    unet = dict(guidance.TEXT2IMAGE_UNET, in_channels=4, image_size=14, base_channels=8, channel_mults=[1, 2])
+    model = guidance.TextToImageUNet(unet, {"dim": 64, "depth": 1}, guidance.SCHEDULE, patch_size=2).eval()
+    assert model.sample_shape == (1, 28, 28) and model.config["patch_size"] == 2
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 600])
+    cond = model.encode_text(PROMPTS)
+    with torch.no_grad():
+        out = model(x, t, **cond)
+        inner = model.unet(F.pixel_unshuffle(x, 2), t, **cond)
+    assert out.shape == x.shape
+    # the U-Net's (B, 4, 14, 14) output, rearranged back: pixel (2i + a, 2j + b) is channel 2a + b at (i, j)
+    assert torch.equal(out[:, 0, 1::2, 0::2], inner[:, 2])
+    clone = guidance.TextToImageUNet(**model.config)
+    assert clone.patch_size == 2
