@@ -347,6 +347,31 @@ def browser_context(browser_ok, pytestconfig: pytest.Config, tmp_path_factory: p
         context.close()
 
 
+MOVES: list[dict[str, Any]] = []
+"""Every control moved in this session: page, control, values, seconds until the figure changed."""
+
+
+@pytest.fixture
+def record_move():
+    """``record_move(page=..., control=..., value_before=..., value_after=..., seconds=..., changed=...)``"""
+    return lambda **row: MOVES.append(row)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not MOVES:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("widget round trips in the browser (control moved -> figure changed)")
+    write(f"{'page':48s} {'control':22s} {'from':>10s} {'to':>10s} {'seconds':>8s}")
+    for row in MOVES:
+        seconds = "no change" if not row["changed"] else f"{row['seconds']:8.2f}"
+        write(
+            f"{row['page'][:48]:48s} {row['control'][:22]:22s} {row['value_before'][:10]:>10s} "
+            f"{row['value_after'][:10]:>10s} {seconds:>8s}"
+        )
+    write(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
+
+
 @pytest.fixture
 def screenshot_dir(request: pytest.FixtureRequest) -> Path:
     """``tests/browser/screenshots/<test id>/``, emptied first."""

@@ -75,7 +75,9 @@ def _kernel_tracebacks(log: str) -> list[str]:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_and_widgets_respond(notebook, lab_server, browser_context, screenshot_dir):
+def test_notebook_runs_and_widgets_respond(
+    notebook, lab_server, browser_context, screenshot_dir, record_move
+):
     from labdriver import (
         TRACEBACK_TEXT,
         cell_errors,
@@ -145,11 +147,19 @@ def test_notebook_runs_and_widgets_respond(notebook, lab_server, browser_context
         for control_spec in promise.controls if promise else ():
             control = find_control(notebook_scope, control_spec.kind, control_spec.label)
             root = widget_root(control)
-            name = safe_name(f"{control_spec.kind}-{control_spec.label}")
+            name = safe_name(f"{control_spec.kind}-{control_spec.label.strip('^$')}")
             screenshot(root, screenshot_dir / f"{name}-before.png")
             move = move_and_watch(page, control, control_spec.kind, root)
             screenshot(root, screenshot_dir / f"{name}-after.png")
             moves.append({**asdict(move), "control": name, "changed": move.changed})
+            record_move(
+                page="lab " + notebook.stem,
+                control=name,
+                value_before=move.value_before,
+                value_after=move.value_after,
+                seconds=move.seconds,
+                changed=move.changed,
+            )
             what = f"{notebook.name}: after moving the {control_spec.kind} /{control_spec.label}/"
             shown = root.inner_text()
             assert not TRACEBACK_TEXT.search(shown), f"{what} the widget shows a traceback:\n{shown[-3000:]}"

@@ -73,7 +73,7 @@ def test_index_lists_every_presenter_page(voila_server, browser_context, screens
 
 
 @pytest.mark.parametrize("notebook", PAGES, ids=lambda p: p.stem)
-def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir):
+def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir, record_move):
     from labdriver import TRACEBACK_TEXT, find_control, move_and_watch, screenshot, widget_root
 
     promise = PRESENTER_PROMISES.get(notebook.name[:4])
@@ -134,11 +134,19 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir)
         for spec in promise.controls:
             control = find_control(page.locator("body"), spec.kind, spec.label)
             root = widget_root(control)
-            name = safe_name(f"{spec.kind}-{spec.label}")
+            name = safe_name(f"{spec.kind}-{spec.label.strip('^$')}")
             screenshot(root, screenshot_dir / f"{name}-before.png")
             move = move_and_watch(page, control, spec.kind, root)
             screenshot(root, screenshot_dir / f"{name}-after.png")
             moves.append({**asdict(move), "control": name, "changed": move.changed})
+            record_move(
+                page="voila " + notebook.stem,
+                control=name,
+                value_before=move.value_before,
+                value_after=move.value_after,
+                seconds=move.seconds,
+                changed=move.changed,
+            )
             what = f"{notebook.name}: the {spec.kind} /{spec.label}/"
             shown = root.inner_text()
             assert not TRACEBACK_TEXT.search(shown), (
