@@ -649,19 +649,20 @@ def train_text_to_image(
         dropped = drop_condition(cond, null, p_uncond, generator=generator)
         return diffusion_loss(m, schedule, x0, generator=generator, min_snr_gamma=min_snr_gamma, **dropped)
 
-    return fit(
-        model,
-        loss_fn,
-        (data, index),
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        ema_decay=ema_decay,
-        seed=seed,
-        device=device,
-        progress=progress,
-        desc=desc,
-    )
+    with torch.enable_grad():  # also when the caller switched gradients off (e.g. a notebook)
+        return fit(
+            model,
+            loss_fn,
+            (data, index),
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            ema_decay=ema_decay,
+            seed=seed,
+            device=device,
+            progress=progress,
+            desc=desc,
+        )
 
 
 # --- evaluation --------------------------------------------------------------------------------------
@@ -723,6 +724,73 @@ def evaluate_labels(
             "frechet": frechet_distance(feats, reference),
         }
     return results
+
+
+# --- attribute prompts --------------------------------------------------------------------------------
+
+
+def parse_prompt(prompt: str) -> dict[str, Any]:
+    """The attributes a caption asks for: ``{"digit", "thickness", "size", "position"}``.
+
+    Words absent from the caption take the data set's defaults (regular stroke, large, centre), as in
+    ``chapter13.captions``: "a thin small seven in the top left corner" →
+    ``{"digit": 7, "thickness": "thin", "size": "small", "position": "top left"}``; ``digit`` is
+    None when the caption names none.
+    """
+    from chapter13.captions import DIGIT_WORDS, normalize
+
+    words = normalize(prompt)
+    digit = None
+    for word in words:
+        if word.isdigit() or word in DIGIT_WORDS:
+            digit = int(word) if word.isdigit() else DIGIT_WORDS.index(word)
+            break
+    thickness = "thin" if "thin" in words else "thick" if "thick" in words else "regular"
+    vertical = "top" if "top" in words else "bottom" if "bottom" in words else None
+    horizontal = "left" if "left" in words else "right" if "right" in words else None
+    small = "small" in words or (vertical is not None and horizontal is not None)
+    position = f"{vertical or 'top'} {horizontal or 'left'}" if small else "centre"
+    return {
+        "digit": digit,
+        "thickness": thickness,
+        "size": "small" if small else "large",
+        "position": position,
+    }
+
+
+@torch.no_grad()
+def measure_attributes(images: torch.Tensor, prompt: str) -> dict[str, Any]:
+    """Measure what ``prompt`` asked for on generated ``images`` (N, 1, 28, 28) in [-1, 1].
+
+    Stroke width (2·area/perimeter), ink height and ink centroid come from ``chapter13.captions``, the
+    functions that define the attributes of the training data. ``digit_accuracy`` is the share the
+    digit classifier reads as the prompt's digit; for a small digit the classifier (trained on
+    full-size digits) reads the prompt's 16×16 corner, resized to 28×28, which undoes how small
+    digits were made.
+    """
+    from chapter13.captions import SMALL_SIDE, ink_centroid, ink_extent, stroke_width
+    from chapter13.evaluate import classify
+
+    want = parse_prompt(prompt)
+    centre = ink_centroid(images).mean(0)
+    out: dict[str, Any] = {
+        **want,
+        "stroke_width": float(stroke_width(images).mean()),
+        "ink_height": float(ink_extent(images).mean()),
+        "centroid": (float(centre[0]), float(centre[1])),
+        "digit_accuracy": None,
+    }
+    if want["digit"] is not None:
+        view = images
+        if want["size"] == "small":
+            side = images.shape[-1]
+            top = 0 if want["position"].startswith("top") else side - SMALL_SIDE
+            left = 0 if want["position"].endswith("left") else side - SMALL_SIDE
+            crop = images[..., top : top + SMALL_SIDE, left : left + SMALL_SIDE]
+            view = F.interpolate(crop, size=(side, side), mode="bilinear", align_corners=False)
+        probs, _ = classify(view)
+        out["digit_accuracy"] = float((probs.argmax(1) == want["digit"]).float().mean())
+    return out
 
 
 # --- the shipped pixel-space model -------------------------------------------------------------------

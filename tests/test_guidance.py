@@ -383,3 +383,42 @@ def test_patch_size_folds_pixels_into_channels():
     assert torch.equal(out[:, 0, 1::2, 0::2], inner[:, 2])
     clone = guidance.TextToImageUNet(**model.config)
     assert clone.patch_size == 2
+
+
+def test_parse_prompt_recovers_every_caption_the_data_set_writes():
+    from chapter13.captions import TEMPLATES, attribute_combinations, caption_for
+
+    for digit, thickness, size, position in attribute_combinations():
+        for template in range(len(TEMPLATES)):
+            caption = caption_for(digit, thickness, size, position, template=template)
+            got = guidance.parse_prompt(caption)
+            assert got == {"digit": digit, "thickness": thickness, "size": size, "position": position}, (
+                caption
+            )
+    assert guidance.parse_prompt("a thick one")["digit"] == 1
+    assert guidance.parse_prompt("thin")["digit"] is None
+
+
+def test_measure_attributes_reads_real_captioned_digits():
+    from chapter13.captions import captioned_digits
+    from chapter13.checkpoints import CheckpointError
+
+    data = captioned_digits("test", seed=3)
+    reports = []
+    for digit in range(10):
+        small = data.subset((data.size == 1) & (data.position == 2) & (data.labels == digit))
+        try:
+            reports.append(
+                guidance.measure_attributes(small.images, f"a small {digit} in the top right corner")
+            )
+        except CheckpointError:
+            pytest.skip("the digit-classifier checkpoint is not built")
+    # the corner crop undoes how small digits were made, so the classifier reads them like large ones
+    assert sum(r["digit_accuracy"] for r in reports) / 10 >= 0.8
+    assert all(r["centroid"][0] < 10 and r["centroid"][1] > 18 and r["ink_height"] < 17 for r in reports)
+    thick = data.subset((data.thickness == 2) & (data.size == 0))
+    thin = data.subset((data.thickness == 1) & (data.size == 0))
+    assert (
+        guidance.measure_attributes(thick.images, "a thick 3")["stroke_width"]
+        > 1.5 * (guidance.measure_attributes(thin.images, "a thin 3")["stroke_width"])
+    )

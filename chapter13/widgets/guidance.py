@@ -27,8 +27,8 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from chapter13.captions import DIGIT_WORDS, caption_for, default_caption, normalize
-from chapter13.guidance import TextToImageUNet, generate
+from chapter13.captions import caption_for, default_caption
+from chapter13.guidance import TextToImageUNet, generate, parse_prompt
 
 SCALE_RANGE = (0.0, 10.0)
 DEFAULT_MODEL = "latent-text2image-digits"
@@ -51,12 +51,7 @@ def example_prompts() -> list[str]:
 
 def prompt_digit(prompt: str) -> int | None:
     """The digit a prompt names (numeral or word), or None: "a thin seven" → 7."""
-    for word in normalize(prompt):
-        if word.isdigit():
-            return int(word)
-        if word in DIGIT_WORDS:
-            return DIGIT_WORDS.index(word)
-    return None
+    return parse_prompt(prompt)["digit"]
 
 
 @lru_cache(maxsize=16)
