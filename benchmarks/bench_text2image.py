@@ -158,17 +158,27 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. training cost and size -------------------------------------------------------------------------------
     manifest = checkpoints.read_manifest()
-    print(f"\n{'checkpoint':>26} {'train s':>8} {'MB':>6}  quality")
+    print(f"\n{'checkpoint':>26} {'wall s':>7} {'CPU s':>6} {'load':>10} {'MB':>5}  quality")
     for name in NAMES:
         info = manifest.get(name)
         if info is None:
             print(f"{name:>26} missing")
             failures.append(f"{name} is not built")
             continue
+        q = info["quality"]
         mb = (CHECKPOINT_DIR / info["file"]).stat().st_size / 1e6
-        print(f"{name:>26} {info['train_seconds']:8.0f} {mb:6.2f}  {info['quality']}")
+        cpu = q.get("train_cpu_seconds", float("nan"))
+        loads = f"{q.get('load_average_before', '?')}-{q.get('load_average_after', '?')}"
+        shown = {
+            k: v
+            for k, v in q.items()
+            if k.startswith(("accuracy_s3", "confident_s3", "frechet_s3", "test_mse", "classifier"))
+        }
+        print(f"{name:>26} {info['train_seconds']:7.0f} {cpu:6.0f} {loads:>10} {mb:5.2f}  {shown}")
         if info["train_seconds"] > 15 * 60:
-            failures.append(f"{name} trained for {info['train_seconds']:.0f} s > 15 min")
+            failures.append(
+                f"{name} trained for {info['train_seconds'] / 60:.0f} min wall (> 15; {cpu / 60:.0f} CPU min, load {loads})"
+            )
     print(f"\n{load()}")
     if failures:
         print("MISSED: " + "; ".join(failures))
