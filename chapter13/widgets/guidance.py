@@ -19,6 +19,7 @@ makes the update fit the 1 s budget on a 2-core CPU (measured in ``benchmarks/be
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -172,7 +173,7 @@ def guidance_widget(
                 model, prompt, slider.value, n=n, steps=steps, seed=seed_box.value, fig=state["fig"]
             )
         except ValueError as error:
-            message.value = f"<span style='color:#b00'>{error}</span>"
+            message.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
             return
         message.value = ""
         with out:
