@@ -9,8 +9,14 @@ The recipe (every number lives in ``CODELAB_MODEL`` and ``CODELAB_TRAINING``):
   forward pass about 4x at the same width, so the CPU can afford more training steps.
 - **The package's U-Net** (``chapter13.unet.UNet``): sinusoidal time embedding + MLP, GroupNorm
   residual blocks, skip connections, self-attention in the middle block.
-- **Cosine noise schedule** (Nichol & Dhariwal 2021, eq. 17), T = 1000, ε-prediction.
-- **Min-SNR-γ loss weighting** (Hang et al. 2023, γ = 5): down-weights the easy low-noise steps.
+- **Cosine noise schedule** (Nichol & Dhariwal 2021, eq. 17), T = 1000.
+- **v-parameterisation** (Salimans & Ho 2022, §4): the network outputs ``v = sqrt(ᾱ) ε - sqrt(1-ᾱ) x_0``
+  and ``forward`` returns ``ε̂ = sqrt(ᾱ) v̂ + sqrt(1-ᾱ) x_t``, so every ε-sampler of
+  ``chapter13.diffusion`` works unchanged. With ε-prediction, ``x̂_0 = (x_t - sqrt(1-ᾱ) ε̂)/sqrt(ᾱ)``
+  multiplies the network's error by ``1/sqrt(ᾱ)`` (20,000 at the cosine schedule's last step), and the
+  clipped, garbage x̂_0 of the first sampling steps is baked into the digits as grain.
+- **Min-SNR-γ loss weighting** (Hang et al. 2023, γ = 5) on the ε error: ``min(SNR, γ)/SNR ||ε̂ - ε||²``,
+  which for a v-network is exactly their v-loss ``min(SNR, γ)/(SNR + 1) ||v̂ - v||²``.
 - **AdamW** with linear warm-up and cosine decay, gradient clipping, **EMA** of the weights (0.999),
   all from ``chapter13.train.fit``.
 
@@ -44,18 +50,20 @@ CODELAB_MODEL: dict[str, Any] = {
     "in_channels": 1,
     "image_size": 28,
     "patch_size": 2,
-    "base_channels": 32,
+    "base_channels": 16,
     "channel_mults": [1, 2, 4],
     "num_res_blocks": 1,
     "attention_resolutions": [],
     "dropout": 0.0,
     "schedule": "cosine",
     "T": 1000,
+    "prediction": "v",
+    "max_norm_groups": 8,
 }
 """Constructor arguments of the shipped ``PatchUNet`` (JSON; stored in the checkpoint manifest)."""
 
 CODELAB_TRAINING: dict[str, Any] = {
-    "steps": 4000,
+    "steps": 6000,
     "batch_size": 128,
     "lr": 2e-3,
     "weight_decay": 0.0,
@@ -67,10 +75,11 @@ CODELAB_TRAINING: dict[str, Any] = {
 }
 """How the shipped model is trained (``build_codelab_mnist`` uses exactly these)."""
 
-NOTEBOOK_TRAINING: dict[str, Any] = {**CODELAB_TRAINING, "steps": 600, "batch_size": 64, "warmup": 100}
+NOTEBOOK_TRAINING: dict[str, Any] = {**CODELAB_TRAINING, "steps": 2000, "batch_size": 64}
 """The notebook's ``TRAIN = True`` run: the same model and recipe, shortened to fit 10 CPU minutes."""
 
 SCHEDULES = ("cosine", "linear")
+PREDICTIONS = ("v", "eps")
 
 
 def make_schedule(name: str = "cosine", T: int = 1000) -> NoiseSchedule:
@@ -83,13 +92,33 @@ def make_schedule(name: str = "cosine", T: int = 1000) -> NoiseSchedule:
     raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
 
 
+def regroup_norms(module: nn.Module, max_groups: int) -> nn.Module:
+    """Rebuild every ``nn.GroupNorm`` in ``module`` with at most ``max_groups`` groups (in place).
+
+    ``chapter13.unet`` picks the largest divisor of C up to 32 groups (Wu & He 2018's default), which
+    for the narrow layers of a CPU-sized U-Net (16 or 32 channels) means one channel per group, i.e.
+    instance normalisation: every feature map is re-centred and re-scaled on its own, and the network
+    loses how bright or how large a stroke is. Wu & He (2018, Table 3) find 1 channel per group the
+    worst setting; with 8 groups each group spans 2-8 channels here. Parameters keep their shapes.
+    """
+    from chapter13.attention import norm_groups
+
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GroupNorm):
+                groups = norm_groups(child.num_channels, max_groups)
+                if groups != child.num_groups:
+                    setattr(parent, name, nn.GroupNorm(groups, child.num_channels, eps=child.eps))
+    return module
+
+
 class PatchUNet(nn.Module):
     """A ``chapter13.unet.UNet`` that works on 2x2 patches of the image (space-to-depth).
 
     ``x``: (B, C, H, W) -> ``pixel_unshuffle(x, p)``: (B, C p², H/p, W/p) -> U-Net -> ``pixel_shuffle``
-    -> ε̂: (B, C, H, W). With ``patch_size=1`` it is the plain U-Net. The model also records the noise
-    schedule it was trained with (``schedule``, ``T``), so a checkpoint says how to sample it:
-    ``model.noise_schedule()``.
+    -> network output (B, C, H, W) -> ε̂. With ``patch_size=1`` it is the plain U-Net. The model also
+    records the noise schedule it was trained with (``schedule``, ``T``), so a checkpoint says how to
+    sample it: ``model.noise_schedule()``.
 
     Args:
         in_channels: C of the images (1 for MNIST).
@@ -99,6 +128,10 @@ class PatchUNet(nn.Module):
             ``chapter13.unet.UNet``; ``attention_resolutions`` are sizes of the *patched* feature maps
             (14, 7, ... for 28x28 and p = 2).
         schedule, T: the noise schedule (``make_schedule``) the model is trained for.
+        prediction: ``"v"`` (the network predicts v, Salimans & Ho 2022) or ``"eps"`` (it predicts ε
+            directly, as in DDPM). Either way ``forward`` returns ε̂.
+        max_norm_groups: at most this many GroupNorm groups per layer (see ``regroup_norms``); 32
+            keeps the U-Net's own choice.
 
     forward(x: (B, C, H, W), t: (B,) long) -> (B, C, H, W).
     """
@@ -108,13 +141,15 @@ class PatchUNet(nn.Module):
         in_channels: int = 1,
         image_size: int = 28,
         patch_size: int = 2,
-        base_channels: int = 32,
+        base_channels: int = 16,
         channel_mults: Sequence[int] = (1, 2, 4),
         num_res_blocks: int = 1,
         attention_resolutions: Sequence[int] = (),
         dropout: float = 0.0,
         schedule: str = "cosine",
         T: int = 1000,
+        prediction: str = "v",
+        max_norm_groups: int = 8,
     ):
         super().__init__()
         if not isinstance(patch_size, int) or patch_size < 1:
@@ -123,9 +158,14 @@ class PatchUNet(nn.Module):
             raise ValueError(
                 f"image_size {image_size} is not divisible by patch_size {patch_size}; use 1, 2, 4, 7, ..."
             )
-        make_schedule(schedule, T)  # validates both
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        table = make_schedule(schedule, T).alpha_bars  # validates both
         self.in_channels, self.image_size, self.patch_size = in_channels, image_size, patch_size
-        self.schedule_name, self.T = schedule, T
+        self.schedule_name, self.T, self.prediction = schedule, T, prediction
+        # ε̂ = sqrt(ᾱ_t) v̂ + sqrt(1 - ᾱ_t) x_t; not saved in the state dict (rebuilt from the schedule)
+        self.register_buffer("sqrt_ab", table.sqrt().float(), persistent=False)
+        self.register_buffer("sqrt_one_minus_ab", (1 - table).sqrt().float(), persistent=False)
         self.unet = UNet(
             in_channels=in_channels * patch_size**2,
             base_channels=base_channels,
@@ -135,6 +175,9 @@ class PatchUNet(nn.Module):
             dropout=dropout,
             image_size=image_size // patch_size,
         )
+        if not isinstance(max_norm_groups, int) or max_norm_groups < 1:
+            raise ValueError(f"max_norm_groups must be a positive int, got {max_norm_groups!r}")
+        regroup_norms(self.unet, max_norm_groups)
         self.config: dict[str, Any] = {
             "in_channels": in_channels,
             "image_size": image_size,
@@ -146,6 +189,8 @@ class PatchUNet(nn.Module):
             "dropout": dropout,
             "schedule": schedule,
             "T": T,
+            "prediction": prediction,
+            "max_norm_groups": max_norm_groups,
         }
 
     def noise_schedule(self) -> NoiseSchedule:
@@ -159,7 +204,13 @@ class PatchUNet(nn.Module):
         p = self.patch_size
         h = F.pixel_unshuffle(x, p) if p > 1 else x
         out = self.unet(h, t, **cond)
-        return F.pixel_shuffle(out, p) if p > 1 else out
+        out = F.pixel_shuffle(out, p) if p > 1 else out
+        if self.prediction == "eps":
+            return out
+        t = t.to(self.sqrt_ab.device).long()
+        a = self.sqrt_ab[t].to(out.dtype).view(-1, 1, 1, 1)
+        b = self.sqrt_one_minus_ab[t].to(out.dtype).view(-1, 1, 1, 1)
+        return a * out + b * x  # ε̂ from v̂ (Salimans & Ho 2022, §4)
 
 
 def parameter_count(model: nn.Module) -> int:
