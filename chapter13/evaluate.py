@@ -40,7 +40,7 @@ CLASSIFIER_CONFIG: dict[str, Any] = {"channels": [32, 64], "hidden": 128, "dropo
 """Constructor arguments of the shipped classifier (JSON, stored in the manifest)."""
 
 CLASSIFIER_TRAINING: dict[str, Any] = {
-    "steps": 800,
+    "steps": 600,
     "batch_size": 128,
     "lr": 2e-3,
     "weight_decay": 5e-4,

@@ -490,3 +490,99 @@ def test_min_snr_weighting_by_hand():
             snr = ab / (1 - ab)
             w = min(snr, 2.0) / (snr + 1 if prediction == "v" else snr)
             assert weighted[i].item() == pytest.approx(w * plain[i].item(), rel=1e-5)
+
+
+def test_inflated_joint_model_starts_as_the_image_model():
+    """Make-A-Video initialisation: spatial weights copied, temporal layers at zero -> same outputs."""
+    from chapter13.temporal import inflate_from_image_model
+
+    image = _randomise(VideoUNet(temporal=False, **SMALL_VIDEO))
+    video = inflate_from_image_model(
+        VideoUNet(temporal=True, temporal_downsample=False, **SMALL_VIDEO), image
+    )
+    x, t = torch.randn(2, 1, 4, 8, 8), torch.tensor([3, 70])
+    with torch.no_grad():
+        torch.testing.assert_close(video.eval()(x, t), image(x, t), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="temporal_downsample=False"):
+        inflate_from_image_model(VideoUNet(temporal=True, **SMALL_VIDEO), image)
+    with pytest.raises(ValueError, match="differ in"):
+        inflate_from_image_model(
+            VideoUNet(temporal=True, temporal_downsample=False, **{**SMALL_VIDEO, "base_channels": 4}), image
+        )
+
+
+# --- identity agreement ------------------------------------------------------------------------------
+def test_digit_crops_follow_the_digit():
+    """A sprite pasted at integer positions: every frame's crop is the same picture."""
+    from chapter13.synthetic import render_clips
+    from chapter13.temporal import digit_crops
+
+    sprite = torch.zeros(1, 14, 14)
+    sprite[0, 3:11, 6:8] = 1.0  # a "1"
+    sprite[0, 3, 4:8] = 1.0
+    positions = np.array([[[2, 3], [5, 7], [9, 12], [16, 16]]], dtype=float)  # top-left (row, col)
+    clip = render_clips(sprite, positions, size=32)
+    crops = digit_crops(clip, out_size=14)  # no resizing: the crop itself
+    assert crops.shape == (1, 4, 1, 14, 14)
+    for f in range(1, 4):
+        torch.testing.assert_close(crops[0, f], crops[0, 0])
+    # the crop is centred on the ink: its centroid sits in the middle of the crop
+    ink = (crops[0, 0, 0] + 1) / 2
+    rows = (ink.sum(1) * torch.arange(14)).sum() / ink.sum()
+    assert abs(float(rows) - 6.5) <= 0.5
+
+
+def test_identity_agreement_of_real_and_shuffled_clips():
+    from chapter13.temporal import identity_consistency
+
+    clips, labels, _ = moving_digits(24, split="test", seed=3)
+    real = identity_consistency(clips)
+    assert real["agreement"] == 1.0
+    assert real["labels"].shape == (24, 8)
+    majority = real["labels"].mode(dim=1).values
+    assert (majority == labels).float().mean() > 0.85  # the classifier reads the right digit
+    gen = torch.Generator().manual_seed(0)
+    shuffled = clips.clone()
+    for f in range(8):
+        shuffled[:, :, f] = clips[torch.randperm(24, generator=gen), :, f]
+    assert identity_consistency(shuffled)["agreement"] < 0.6
+
+
+def test_space_time_attention_levels():
+    model = _randomise(VideoUNet(space_time_attention=[0, 1], **SMALL_VIDEO))
+    x = torch.randn(1, 1, 4, 8, 8)
+    assert model(x, torch.tensor([3])).shape == x.shape
+    assert model.config["space_time_attention"] == [0, 1]
+    # per-frame models ignore it: still no mixing between frames
+    frames_only = VideoUNet(temporal=False, space_time_attention=[0], **SMALL_VIDEO)
+    assert not any("st_attn" in k for k in frames_only.state_dict())
+    with pytest.raises(ValueError, match=r"levels 0\.\.1"):
+        VideoUNet(space_time_attention=[2], **SMALL_VIDEO)
+
+
+def test_space_time_attention_sees_every_frame():
+    from chapter13.temporal import SpaceTimeAttention
+
+    attn = _randomise(SpaceTimeAttention(8, heads=2))
+    x = torch.randn(1, 8, 4, 3, 3)
+    y = x.clone()
+    y[:, :, 0, 0, 0] += 1.0  # one position of the first frame
+    change = (attn(y) - attn(x)).abs().amax(dim=(0, 1, 3, 4))
+    assert (change[1:] > 0).all()  # reaches every other frame directly
+
+
+def test_relative_flicker_hand_values():
+    from chapter13.temporal import relative_flicker
+
+    still = -torch.ones(1, 1, 3, 4, 4)
+    still[..., 1, 1] = 1.0
+    assert relative_flicker(still).item() == 0.0
+    jump = -torch.ones(1, 1, 2, 4, 4)
+    jump[0, 0, 0, 0, 0] = 1.0
+    jump[0, 0, 1, 3, 3] = 0.0  # half as bright, elsewhere: disjoint ink -> 2
+    assert relative_flicker(jump).item() == pytest.approx(2.0)
+    half = -torch.ones(1, 1, 2, 1, 2)
+    half[0, 0, 0, 0, :] = 1.0  # u = [2, 2]
+    half[0, 0, 1, 0, 0] = 1.0  # u = [2, 0]
+    # num = 4, den = 0.5 * (8 + 4) = 6
+    assert relative_flicker(half).item() == pytest.approx(4 / 6)

@@ -1,0 +1,232 @@
+"""Tests for the 13.6 code lab: PatchUNet, training and sampling helpers, the shipped codelab-mnist
+checkpoint, the book's lab listings and the exercise checkers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from chapter13 import checkpoints, codelab
+from chapter13.book import sec13_6 as book
+from chapter13.codelab import CODELAB_MODEL, PatchUNet
+from chapter13.diffusion import NoiseSchedule
+from chapter13.exercises import sec13_6 as ex
+
+TINY = dict(CODELAB_MODEL, base_channels=8, channel_mults=[1, 2])
+
+
+def _unshuffle_by_hand(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 28, 28) -> (B, 4, 14, 14), channel 2i + j = pixel (2r + i, 2c + j), written with loops."""
+    b = x.shape[0]
+    out = torch.empty(b, 4, 14, 14)
+    for i in range(2):
+        for j in range(2):
+            out[:, 2 * i + j] = x[:, 0, i::2, j::2]
+    return out
+
+
+def test_patch_unet_is_the_inner_unet_on_2x2_patches():
+    torch.manual_seed(0)
+    model = PatchUNet(**dict(TINY, prediction="eps")).eval()
+    for p in model.parameters():  # the zero-initialised output conv would make every output 0
+        p.data.normal_(0, 0.1)
+    x = torch.randn(3, 1, 28, 28)
+    t = torch.tensor([0, 500, 999])
+    with torch.no_grad():
+        out = model(x, t)
+        inner = model.unet(_unshuffle_by_hand(x), t)  # (3, 4, 14, 14)
+    assert out.shape == (3, 1, 28, 28)
+    for i in range(2):
+        for j in range(2):
+            assert torch.allclose(out[:, 0, i::2, j::2], inner[:, 2 * i + j], atol=1e-6)
+
+
+def test_v_prediction_returns_epsilon():
+    """forward returns ε̂ = sqrt(ᾱ_t) v̂ + sqrt(1 - ᾱ_t) x_t (Salimans & Ho 2022), so that x̂_0 computed
+    the ε way equals sqrt(ᾱ_t) x_t - sqrt(1 - ᾱ_t) v̂."""
+    torch.manual_seed(0)
+    model = PatchUNet(**TINY).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    x = torch.randn(3, 1, 28, 28)
+    t = torch.tensor([0, 400, 999])
+    alpha_bar = NoiseSchedule.cosine(1000).alpha_bars[t].view(-1, 1, 1, 1)
+    with torch.no_grad():
+        v = torch.nn.functional.pixel_shuffle(model.unet(_unshuffle_by_hand(x), t), 2).double()
+        eps = model(x, t).double()
+    expected = alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * x.double()
+    assert torch.allclose(eps, expected, atol=1e-5)
+    x0_hat = (x.double() - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+    assert torch.allclose(x0_hat[:2], (alpha_bar.sqrt() * x - (1 - alpha_bar).sqrt() * v)[:2], atol=1e-3)
+
+
+def test_regroup_norms_caps_the_groups():
+    model = PatchUNet(**dict(TINY, max_norm_groups=4))
+    norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
+    assert norms and all(m.num_groups <= 4 and m.num_channels % m.num_groups == 0 for m in norms)
+    assert any(m.num_groups == 4 for m in norms)
+    plain = PatchUNet(**dict(TINY, max_norm_groups=32))  # the U-Net's own choice: one channel per group
+    assert {m.num_groups for m in plain.modules() if isinstance(m, nn.GroupNorm)} >= {8, 16}
+    with pytest.raises(ValueError, match="max_norm_groups"):
+        PatchUNet(**dict(TINY, max_norm_groups=0))
+    with pytest.raises(ValueError, match="prediction"):
+        PatchUNet(**dict(TINY, prediction="x0"))
+
+
+def test_patch_size_one_is_the_plain_unet_and_config_round_trips():
+    model = PatchUNet(**dict(TINY, patch_size=1))
+    assert model.unet.in_channels == 1
+    rebuilt = PatchUNet(**model.config)
+    rebuilt.load_state_dict(model.state_dict())  # the config rebuilds the same architecture
+    assert model.config == dict(TINY, patch_size=1)
+
+
+def test_patch_unet_errors():
+    with pytest.raises(ValueError, match="not divisible by patch_size"):
+        PatchUNet(image_size=28, patch_size=3)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        PatchUNet(schedule="quadratic-ish")
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 1, 28, 28\)"):
+        PatchUNet(**TINY)(torch.zeros(2, 1, 32, 32), torch.zeros(2, dtype=torch.long))
+
+
+def test_noise_schedules():
+    cos = PatchUNet(**TINY).noise_schedule()
+    assert torch.equal(cos.alpha_bars, NoiseSchedule.cosine(1000).alpha_bars)
+    lin = PatchUNet(**dict(TINY, schedule="linear", T=500)).noise_schedule()
+    assert lin.T == 500
+    assert lin.betas[0].item() == pytest.approx(1e-4) and lin.betas[-1].item() == pytest.approx(0.02)
+
+
+def test_loss_curve_window_means():
+    losses = [float(v) for v in range(10)]
+    expected = [float(np.mean(c)) for c in np.array_split(np.arange(10.0), 4)]
+    assert codelab.loss_curve(losses, points=4) == pytest.approx(expected)
+    assert codelab.loss_curve([1.0, 2.0], points=50) == [1.0, 2.0]
+    with pytest.raises(ValueError):
+        codelab.loss_curve([])
+
+
+class _OneConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+
+    def forward(self, x, t):
+        return self.conv(x)
+
+
+def test_macs_per_image_counts_a_convolution():
+    # a 3x3 conv from 1 to 2 channels on 28x28: 28 * 28 * 2 outputs, 9 multiply-adds each
+    assert codelab.macs_per_image(_OneConv()) == 28 * 28 * 2 * 9
+
+
+def test_train_codelab_tiny_run_and_bad_settings():
+    ema, result = codelab.train_codelab(TINY, steps=3, batch_size=8, warmup=1, limit=32, progress=False)
+    assert len(result.losses) == 3 and all(math.isfinite(v) for v in result.losses)
+    assert not ema.training and isinstance(ema, PatchUNet)
+    with pytest.raises(TypeError, match="unknown training settings"):
+        codelab.train_codelab(TINY, step=3)
+
+
+def test_sample_digits_shapes_seeds_and_errors():
+    torch.manual_seed(0)
+    model = PatchUNet(**TINY).eval()
+    a = codelab.sample_digits(model, 5, steps=3, seed=1)
+    b = codelab.sample_digits(model, 5, steps=3, seed=1, batch_size=2)  # batching draws the same noise
+    c = codelab.sample_digits(model, 5, steps=3, seed=2)
+    assert a.shape == (5, 1, 28, 28) and a.min() >= -1 and a.max() <= 1
+    assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a, c)
+    x, trajectory = codelab.sample_digits(model, 2, steps=4, return_trajectory=True)
+    assert len(trajectory) == 5 and torch.allclose(trajectory[-1].clamp(-1, 1), x)
+    ddpm = codelab.sample_digits(model, 2, sampler="ddpm", steps=3)
+    assert ddpm.shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="positive number"):
+        codelab.sample_digits(model, 0)
+    with pytest.raises(ValueError, match="'ddim' or 'ddpm'"):
+        codelab.sample_digits(model, 2, sampler="euler")
+    with pytest.raises(ValueError, match="DDIM needs"):
+        codelab.sample_digits(model, 2, steps=None)
+
+
+def test_sampler_spec_is_unconditional():
+    spec = codelab.sampler_spec()
+    assert spec.accepts == frozenset() and spec.max_steps == 1000
+
+
+# --- the shipped checkpoint ------------------------------------------------------------------------
+
+
+def test_shipped_codelab_checkpoint():
+    info = checkpoints.entry("codelab-mnist")
+    assert info["bytes"] < 5_000_000, "keep the checkpoint to a few MB"
+    assert info["config"] == CODELAB_MODEL
+    assert info["rebuild"] == "python -m chapter13.train codelab-mnist"
+    q = info["quality"]
+    assert q["samples"] == 256
+    assert q["ddim50_confident_fraction"] >= 0.85 and q["ddim50_class_entropy"] >= 0.95
+    assert info["train_seconds"] > 0 and len(q["loss_curve"]) == 50
+    model = codelab.load_codelab()
+    assert isinstance(model, PatchUNet) and not model.training
+
+
+def test_shipped_codelab_makes_digits():
+    from chapter13.evaluate import sample_metrics
+
+    x = codelab.sample_digits(codelab.load_codelab(), 48, steps=20, seed=123)
+    m = sample_metrics(x)
+    assert m["confident_fraction"] >= 0.7
+    assert sum(1 for c in m["class_histogram"] if c > 0) >= 8  # no mode collapse
+
+
+# --- the book's lab listings -----------------------------------------------------------------------
+
+
+def test_book_lab_schedule_and_loop_run():
+    assert torch.allclose(book.linear_betas().double(), NoiseSchedule.linear(1000).betas, atol=1e-7)
+    torch.manual_seed(0)
+    net = book.SimpleUNet(base=8, time_dim=16)
+    losses = book.train_simple_unet(
+        net, torch.rand(16, 1, 28, 28) * 2 - 1, book.linear_betas(), steps=2, batch_size=4
+    )
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    assert book.count_parameters(net) == sum(p.numel() for p in net.parameters())
+
+
+# --- exercise checkers -----------------------------------------------------------------------------
+
+
+def test_checkers_accept_the_solutions_and_reject_wrong_answers(capsys):
+    def patchify(x):
+        b = x.shape[0]
+        return x.view(b, 1, 14, 2, 14, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4, 14, 14)
+
+    def patchify_wrong(x):
+        return x.reshape(x.shape[0], 4, 14, 14)
+
+    assert ex.check_space_to_depth(patchify)
+    assert not ex.check_space_to_depth(patchify_wrong)
+    assert not ex.check_space_to_depth(lambda x: 1 / 0)
+    assert ex.check_ddim_grid([999, 899, 799, 699, 599, 499, 399, 299, 199, 99])
+    assert not ex.check_ddim_grid([900, 800, 700, 600, 500, 400, 300, 200, 100, 0])
+    assert not ex.check_ddim_grid("many")
+    assert ex.check_normalised_entropy(math.log(2) / math.log(10))
+    assert not ex.check_normalised_entropy(math.log(2))
+    assert ex.check_frechet_1d(5.0)
+    assert not ex.check_frechet_1d(4.0)
+    assert not ex.check_frechet_1d("five")
+    assert ex.check_ema_window(1000)
+    assert not ex.check_ema_window(100)
+    for checker in (
+        ex.check_space_to_depth,
+        ex.check_ddim_grid,
+        ex.check_normalised_entropy,
+        ex.check_frechet_1d,
+        ex.check_ema_window,
+    ):
+        assert checker(None) is False
+    assert capsys.readouterr().out.count("Not attempted yet") == 5

@@ -1,0 +1,127 @@
+"""Tests for the sampling command line, ``python -m chapter13.sample``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from chapter13 import sample as cli
+from chapter13.sample import SamplerSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stub_draw(n, *, steps, eta, seed, device, progress, **cond):
+    """Images filled with label/10 (or 0), so the test can see which condition arrived."""
+    value = cond.get("label", 0) / 10.0
+    return torch.full((n, 1, 28, 28), value) + 0.0 * steps
+
+
+def _stub_conditional():
+    return SamplerSpec(draw=_stub_draw, accepts=frozenset({"label", "guidance"}), max_steps=100)
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    monkeypatch.setitem(cli.SAMPLERS, "stub-conditional", f"{__name__}:_stub_conditional")
+    return "stub-conditional"
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_unconditional_checkpoint_refuses_conditions(tmp_path, capsys):
+    out = str(tmp_path / "x.png")
+    code, _, err = _run(["codelab-mnist", "--label", "3", "--out", out], capsys)
+    assert code == 2 and "unconditional" in err and "--label" in err
+    code, _, err = _run(["codelab-mnist", "--prompt", "a seven", "--guidance", "3", "--out", out], capsys)
+    assert code == 2 and "--prompt, --guidance" in err
+    assert not Path(out).exists()
+
+
+def test_bad_requests_give_clear_errors(tmp_path, capsys):
+    out = str(tmp_path / "x.pt")
+    code, _, err = _run(["nope", "--out", out], capsys)
+    assert code == 2 and "no sampler for checkpoint 'nope'" in err and "codelab-mnist" in err
+    code, _, err = _run(["codelab-mnist", "--steps", "0", "--out", out], capsys)
+    assert code == 2 and "--steps must lie in 1..1000" in err
+    code, _, err = _run(["codelab-mnist", "--steps", "1001", "--out", out], capsys)
+    assert code == 2 and "1..1000" in err
+    code, _, err = _run(["codelab-mnist", "--n", "0", "--out", out], capsys)
+    assert code == 2 and "--n must be a positive" in err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["codelab-mnist", "--out", str(tmp_path / "x.jpg")])
+    assert exit_info.value.code == 2
+    assert ".pt (tensor) or .png" in capsys.readouterr().err
+
+
+def test_conditions_reach_a_conditional_sampler(stub, tmp_path, capsys):
+    out = tmp_path / "s.pt"
+    code, text, _ = _run([stub, "--n", "5", "--label", "7", "--out", str(out)], capsys)
+    assert code == 0 and "wrote 5 samples" in text
+    saved = torch.load(out, weights_only=True)
+    assert saved.shape == (5, 1, 28, 28) and saved.dtype == torch.float32
+    assert torch.allclose(saved, torch.full_like(saved, 0.7))
+    code, _, err = _run([stub, "--prompt", "a seven", "--out", str(out)], capsys)
+    assert code == 2 and "does not take --prompt; it takes --guidance, --label" in err
+    code, _, err = _run([stub, "--label", "12", "--out", str(out)], capsys)
+    assert code == 2 and "digit 0-9" in err
+    code, _, err = _run([stub, "--guidance", "-1", "--out", str(out)], capsys)
+    assert code == 2 and "--guidance must be" in err
+    code, _, err = _run([stub, "--steps", "101", "--out", str(out)], capsys)
+    assert code == 2 and "1..100" in err
+
+
+def test_png_grid_layout(stub, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code, _, _ = _run([stub, "--n", "5", "--label", "9", "--out", str(out)], capsys)
+    assert code == 0
+    image = Image.open(out)
+    # 5 samples -> 3 per row, 2 rows; torchvision's make_grid puts 2 pixels of padding around each
+    assert image.size == (3 * 30 + 2, 2 * 30 + 2)
+
+
+def test_codelab_samples_are_reproducible(tmp_path, capsys):
+    paths = [tmp_path / f"{k}.pt" for k in "abc"]
+    for path, seed in zip(paths, ["1", "1", "2"], strict=True):
+        code, _, err = _run(
+            ["codelab-mnist", "--n", "3", "--steps", "3", "--seed", seed, "--out", str(path)], capsys
+        )
+        assert code == 0, err
+    a, b, c = (torch.load(p, weights_only=True) for p in paths)
+    assert a.shape == (3, 1, 28, 28) and a.dtype == torch.float32
+    assert a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_module_entry_point(tmp_path):
+    out = tmp_path / "digits.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chapter13.sample",
+            "codelab-mnist",
+            "--n",
+            "4",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.exists() and Image.open(out).size == (2 * 30 + 2, 2 * 30 + 2)
