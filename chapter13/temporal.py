@@ -1275,22 +1275,30 @@ def _load_note() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
 
 
-def _build_video(name: str, temporal: bool) -> VideoUNet:
-    from chapter13.checkpoints import save
+def video_quality(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1) -> dict[str, Any]:
+    """The figures a video checkpoint records: :func:`evaluate_video` of its samples beside the same
+    measures of ``n`` real clips of test digits (``moving_digits(n, split="test", seed=12345)``)."""
     from chapter13.synthetic import moving_digits
 
-    load = _load_note()
-    cpu = time.process_time()
-    model, seconds = train_video(temporal=temporal)
-    cpu = time.process_time() - cpu
-    quality = {f"sampled_{k}": round(v, 5) for k, v in evaluate_video(model).items()}
-    real_clips = moving_digits(64, split="test", seed=12345)[0]
+    quality = {f"sampled_{k}": round(v, 5) for k, v in evaluate_video(model, n, steps, seed).items()}
+    real_clips = moving_digits(n, split="test", seed=12345)[0]
     real = {
         **temporal_metrics(real_clips),
         "identity_agreement": identity_consistency(real_clips)["agreement"],
     }
     quality.update({f"real_test_{k}": round(v, 5) for k, v in real.items()})
-    quality.update({"samples": 64, "ddim_steps": 50, "eta": 1.0, "train_cpu_seconds": round(cpu, 1)})
+    quality.update({"samples": n, "ddim_steps": steps, "eta": 1.0})
+    return quality
+
+
+def _build_video(name: str, temporal: bool) -> VideoUNet:
+    from chapter13.checkpoints import save
+
+    load = _load_note()
+    cpu = time.process_time()
+    model, seconds = train_video(temporal=temporal)
+    cpu = time.process_time() - cpu
+    quality = {**video_quality(model), "train_cpu_seconds": round(cpu, 1)}
     notes = (
         f"EMA weights; {'joint' if temporal else 'per-frame (temporal=False)'}; data {VIDEO_DATA}; "
         f"training {VIDEO_TRAIN}, loss {VIDEO_LOSS}, 1 CPU thread, wall time at {load} at the start"
