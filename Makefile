@@ -8,13 +8,15 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root (containers, CI) unless told to.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test unit notebooks lint checkpoints bench clean-venv help
+.PHONY: lab test unit notebooks lint checkpoints bench browser present clean-venv help
 
 help:
 	@echo "make lab          create .venv if missing, install, open JupyterLab on notebooks/"
 	@echo "make test         create .venv if missing, install, run ruff, unit tests and every notebook (quick mode)"
 	@echo "make checkpoints  retrain every shipped checkpoint (slow; see data/README.md)"
 	@echo "make bench        run the benchmark scripts and print their tables"
+	@echo "make present      serve presenter/ (one page per section) code-hidden with Voila, offline"
+	@echo "make browser      every notebook and presenter page in headless Chromium (skipped without it)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 unit: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --ignore=tests/browser
 
 notebooks: $(STAMP)
 	CH13_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest notebooks -q -p no:cacheprovider \
@@ -41,7 +43,28 @@ checkpoints: $(STAMP)
 	$(PY) -m chapter13.train --all
 
 bench: $(STAMP)
-	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@status=0; for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || status=1; done; exit $$status
+
+PRESENT_PORT ?= 8866
+PRESENT_ARGS ?=
+VOILA_FLAGS := --theme=light --show_tracebacks=True --strip_sources=True
+PRESENT_STAMP := $(VENV)/.chapter13-present-installed
+BROWSER_STAMP := $(VENV)/.chapter13-browser-installed
+
+$(PRESENT_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[present]"
+	@touch $(PRESENT_STAMP)
+
+$(BROWSER_STAMP): $(PRESENT_STAMP)
+	$(PY) -m pip install -q -e ".[browser,present]"
+	@touch $(BROWSER_STAMP)
+
+present: $(PRESENT_STAMP)
+	$(VENV)/bin/voila presenter $(VOILA_FLAGS) --port=$(PRESENT_PORT) $(PRESENT_ARGS)
+
+# Not yet part of `make test`: it needs Debian's chromium and takes about ten minutes (issue 9).
+browser: $(BROWSER_STAMP)
+	$(PY) -m pytest tests/browser -q -p no:cacheprovider
 
 clean-venv:
 	rm -rf $(VENV)
