@@ -1,13 +1,15 @@
 """Diffusion over time: a spatio-temporal video denoiser, a 1-D audio U-Net, and how to measure them.
 
-The same ε-prediction diffusion as for images (``chapter13.diffusion``; Ho et al. 2020, eq. 14)
-runs unchanged on clips ``(B, C, F, H, W)`` and waveforms ``(B, C, L)``: ``q_sample``, the samplers
-and the loss never look at the layout, only the denoiser does.
+The same diffusion as for images (``chapter13.diffusion``; Ho et al. 2020) runs unchanged on clips
+``(B, C, F, H, W)`` and waveforms ``(B, C, L)``: ``q_sample``, the samplers and the loss never look at
+the layout, only the denoiser does. Both networks return ε̂ (the samplers' contract); inside they may
+predict ``v`` instead (Salimans & Ho 2022), which the shipped models do (see :class:`_Parameterised`).
 
 Video: :class:`VideoUNet` is a *factorised space-then-time* U-Net (pseudo-3-D), not a full
 ``Conv3d`` one. Every residual block is the 13.2 U-Net's 2-D :class:`~chapter13.unet.ResBlock` applied
 to each frame, followed by a 1-D temporal convolution over the frames at each pixel (kernel 3, zero
-initialised, residual). Why this design:
+initialised, residual); the middle block adds a space-time self-attention over the whole clip. Why
+this design:
 
 1. Cost. A 3×3×3 ``Conv3d`` has 27·C² weights and multiply-adds per voxel; a 3×3 spatial plus a
    3-tap temporal convolution has 9·C² + 3·C² = 12·C², 2.25× fewer. On a 2-core CPU that decides
@@ -18,8 +20,8 @@ initialised, residual). Why this design:
    2023, "Align your Latents", §3.1).
 3. ``temporal=False`` removes every temporal layer: the same network becomes an image model applied
    to each frame independently, the per-frame baseline of the consistency measurements. The
-   temporal layers start at zero (identity), as in Make-A-Video, so an image model's weights could
-   seed the video model.
+   temporal layers start at zero (identity), as in Make-A-Video, so an image model's weights can
+   seed the video model (:func:`inflate_from_image_model`).
 
 With ``temporal_downsample=True`` each lower level halves the number of frames too (8 → 4 → 2), so
 the deepest temporal convolution sees the whole clip; the frame count must then be divisible by
@@ -31,11 +33,16 @@ down-sampling, self-attention at the bottom) over raw waveforms, in the spirit o
 
 Losses and metrics:
 - :func:`consistency_loss`: the chapter's per-frame MSE plus 0.5 × the MSE of frame differences.
-- :func:`video_diffusion_loss`: DDPM's ε-loss with the per-frame MSE replaced by
-  :func:`consistency_loss` on the noise prediction (why that is the right place: see its docstring).
-- :func:`temporal_metrics`: flicker (mean squared consecutive-frame difference), warping error after
-  the best integer translation, and the variation of the amount of ink over a clip.
+- :func:`video_diffusion_loss` / :func:`parameterised_loss`: the diffusion loss with the consistency
+  term on the network's prediction (why that is the right place: see the docstring).
+- :func:`temporal_metrics`: flicker (mean squared consecutive-frame difference), flicker relative to
+  the amount of ink, warping error after the best integer translation, and the variation of the
+  amount of ink over a clip; :func:`identity_consistency`: does the digit classifier read the same
+  digit in every frame?
 - :func:`dominant_frequency` and :func:`pitch_metrics`: the pitch of a sound from its spectrum.
+
+Recipes: ``python -m chapter13.train video-digits`` (joint model), ``video-digits-frames`` (the same
+network with time mixing off) and ``audio-tones``.
 """
 
 from __future__ import annotations
