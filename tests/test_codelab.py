@@ -161,12 +161,6 @@ def test_sampler_spec_is_unconditional():
 # --- the shipped checkpoint ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #4 open: the shipped codelab-mnist is an interim 2000-step checkpoint (72.7 % confident); "
-    "the 6000-step recipe must be rebuilt to meet the 85 % target. strict: an XPASS fails, so remove this "
-    "marker when the target is met.",
-)
 def test_shipped_codelab_checkpoint():
     info = checkpoints.entry("codelab-mnist")
     assert info["bytes"] < 5_000_000, "keep the checkpoint to a few MB"
