@@ -102,13 +102,13 @@ def check_conditions(name: str, spec: SamplerSpec, cond: dict[str, Any]) -> None
 
 def write_samples(samples: Tensor, out: str | Path) -> Path:
     """Write ``samples``: (N, C, H, W) in [-1, 1] to ``out`` (``.pt`` tensor or ``.png`` grid)."""
-    from chapter13.plotting import save_grid
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pt":
         torch.save(samples.detach().float().cpu().contiguous(), out)
     elif out.suffix == ".png":
+        from chapter13.plotting import save_grid
+
         save_grid(samples, str(out), nrow=max(1, math.ceil(math.sqrt(len(samples)))))
     else:
         raise SampleError(f"--out must end in .pt (tensor) or .png (image grid), got {out.name!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -12,8 +12,6 @@ from PIL import Image
 
 from chapter13 import sample as cli
 from chapter13.sample import SamplerSpec
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _stub_draw(n, *, steps, eta, seed, device, progress, **cond):
@@ -103,25 +101,14 @@ def test_codelab_samples_are_reproducible(tmp_path, capsys):
     assert not torch.allclose(a, c)
 
 
-def test_module_entry_point(tmp_path):
+@pytest.mark.filterwarnings("ignore:'chapter13.sample' found in sys.modules:RuntimeWarning")
+def test_module_entry_point(tmp_path, monkeypatch, capsys):
+    """``python -m chapter13.sample`` runs ``main`` and exits with its status (run in-process with runpy,
+    which executes the module as ``__main__`` exactly as ``-m`` does, without a second interpreter)."""
     out = tmp_path / "digits.png"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chapter13.sample",
-            "codelab-mnist",
-            "--n",
-            "4",
-            "--steps",
-            "2",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    argv = ["chapter13.sample", "codelab-mnist", "--n", "4", "--steps", "2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("chapter13.sample", run_name="__main__", alter_sys=True)
+    assert exit_info.value.code == 0, capsys.readouterr().err
     assert out.exists() and Image.open(out).size == (2 * 30 + 2, 2 * 30 + 2)
