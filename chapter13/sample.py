@@ -203,4 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's copy of this module: under `python -m` this file is also `__main__`, whose
+    # SampleError is a different class from the `chapter13.sample.SampleError` that samplers raise.
+    from chapter13.sample import main as package_main
+
+    sys.exit(package_main())
