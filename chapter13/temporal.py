@@ -1064,7 +1064,7 @@ VIDEO_LOSS: dict[str, Any] = {"temporal_weight": 0.5, "min_snr_gamma": 5.0}
 """Arguments of :func:`parameterised_loss` (the per-frame model gets ``temporal_weight=None``)."""
 AUDIO_MODEL: dict[str, Any] = {
     "base_channels": 32,
-    "channel_mults": [1, 2, 2, 2, 4],
+    "channel_mults": [1, 2, 2, 2, 2],
     "num_res_blocks": 1,
     "patch": 4,
     "prediction": "v",
