@@ -65,10 +65,18 @@ def time_sampling(model: torch.nn.Module, n: int = 64, steps: int = 50, repeats:
     return best
 
 
-def train_and_score(model_over: dict[str, Any], train_over: dict[str, Any], n: int) -> dict[str, Any]:
-    """One notebook-length training run with overrides; scores the EMA and the raw weights."""
+def train_and_score(
+    model_over: dict[str, Any], train_over: dict[str, Any], n: int, save: str | None = None
+) -> dict[str, Any]:
+    """One notebook-length training run with overrides; scores the EMA and the raw weights.
+
+    ``save``: also write both models' weights and configs to this file (to score them again later).
+    """
     settings = {**NOTEBOOK_TRAINING, **train_over}
     ema, result = train_codelab(model_over, progress=False, **settings)
+    if save:
+        state = {"config": ema.config, "ema": ema.state_dict(), "raw": result.model.state_dict()}
+        torch.save({**state, "seconds": result.seconds, "losses": result.losses}, save)
     scored = evaluate_codelab(ema, n, steps=50, seed=1)
     raw = evaluate_codelab(result.model.eval(), n, steps=50, seed=1)
     return {
@@ -84,11 +92,13 @@ def train_and_score(model_over: dict[str, Any], train_over: dict[str, Any], n: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=256, help="samples per quality figure (default 256)")
+    parser.add_argument("--ablation-n", type=int, default=512, help="samples per training run (default 512)")
     parser.add_argument("--ddpm-n", type=int, default=256, help="samples for DDPM-1000 (default 256)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--train-notebook", action="store_true", help="time the notebook's TRAIN=True run")
     parser.add_argument("--ablations", action="store_true", help="train one notebook-length run per change")
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model (ablations only)")
+    parser.add_argument("--save-dir", default=None, help="keep the weights of every training run here")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     if args.threads:
@@ -114,16 +124,20 @@ def main() -> None:
 
     if not args.no_shipped:
         shipped(args, results)
+    save = (lambda tag: os.path.join(args.save_dir, f"{tag}.pt")) if args.save_dir else (lambda tag: None)
     if args.train_notebook:
-        r = train_and_score({}, {}, args.n)
+        r = train_and_score({}, {}, args.ablation_n, save("notebook"))
         ok = r["minutes"] <= 10 and r["ema"] >= 0.75
         row(f"notebook TRAIN=True run ({r['steps']} steps)", f"{r['minutes']:.1f} min, {r['ema']:.1%} confident",
             "<= 10 min, 75 %", ok)  # fmt: skip
         results["notebook_run"] = r
     if args.ablations:
-        for name, (model_over, train_over) in ABLATIONS.items():
-            r = train_and_score(model_over, train_over, args.n)
-            row(name, f"EMA {r['ema']:.1%} / raw {r['raw']:.1%}, {r['minutes']:.1f} min")
+        for i, (name, (model_over, train_over)) in enumerate(ABLATIONS.items()):
+            r = train_and_score(model_over, train_over, args.ablation_n, save(f"ablation{i}"))
+            row(
+                name,
+                f"EMA {r['ema']:.1%} / raw {r['raw']:.1%}, {r['minutes']:.1f} min, FD {r['frechet']:.0f}",
+            )
             results[f"ablation: {name}"] = r
     print(f"done; {load()}")
     if args.json:

@@ -75,7 +75,7 @@ CODELAB_TRAINING: dict[str, Any] = {
 }
 """How the shipped model is trained (``build_codelab_mnist`` uses exactly these)."""
 
-NOTEBOOK_TRAINING: dict[str, Any] = {**CODELAB_TRAINING, "steps": 2000, "batch_size": 64}
+NOTEBOOK_TRAINING: dict[str, Any] = {**CODELAB_TRAINING, "steps": 3000}
 """The notebook's ``TRAIN = True`` run: the same model and recipe, shortened to fit 10 CPU minutes."""
 
 SCHEDULES = ("cosine", "linear")
