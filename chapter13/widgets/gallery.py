@@ -1,11 +1,25 @@
-"""13.0 digit browser: pick a class and a page, see that class's digits as a grid."""
+"""13.0 digit browser: pick a class and a page, see that class's digits as a grid.
+
+- :func:`digits_of_class`: the pure function, (x, y, digit, n, page) → the images shown (k, 1, H, W);
+- :class:`GalleryView`: one figure holding one grid image and a title; :meth:`GalleryView.update`
+  replaces the image's pixels and the title's text, so an update builds no figure, axes or ticks;
+- :func:`gallery_figure`: a fresh view's figure for one setting (what the widget shows);
+- :func:`digit_browser`: a digit dropdown and a page slider over one ``GalleryView``, shown as a PNG
+  in an ``ipywidgets.Image`` (``benchmarks/bench_latency.py`` measures an update).
+"""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import torch
+import io
 
-from chapter13.plotting import show_grid
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
+
+NROW = 8
+DPI = 72
 
 
 def digits_of_class(x: torch.Tensor, y: torch.Tensor, digit: int, n: int = 32, page: int = 0) -> torch.Tensor:
@@ -19,33 +33,85 @@ def digits_of_class(x: torch.Tensor, y: torch.Tensor, digit: int, n: int = 32, p
     return chosen[start : start + n]
 
 
-def gallery_figure(x: torch.Tensor, y: torch.Tensor, digit: int, n: int = 32, page: int = 0) -> plt.Figure:
-    """A figure with one grid of ``n`` digits of class ``digit``."""
-    images = digits_of_class(x, y, digit, n, page)
-    fig, ax = plt.subplots(figsize=(8, 0.9 * ((len(images) + 7) // 8) + 0.5))
-    show_grid(images, nrow=8, ax=ax, title=f"digit {digit}: {int((y == digit).sum())} examples, page {page}")
-    fig.tight_layout()
-    return fig
+class GalleryView:
+    """A figure with one grid of ``n`` digits (``NROW`` per row) and a title.
+
+    Built once; :meth:`update` sets the grid image's pixels and the title, :meth:`png` renders the
+    figure (one Agg draw of an image and a text) and encodes it with fast zlib. A page with fewer than
+    ``n`` digits leaves the remaining cells white, so the grid's shape never changes.
+    """
+
+    def __init__(self, n: int = 32, image_shape: tuple[int, int] = (28, 28), dpi: int = DPI) -> None:
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        self.n = n
+        self.image_shape = tuple(image_shape)
+        rows = (n + NROW - 1) // NROW
+        self.fig = Figure(figsize=(8, 0.9 * rows + 0.5), dpi=dpi)
+        self.canvas = FigureCanvasAgg(self.fig)
+        ax = self.fig.add_axes((0.01, 0.01, 0.98, 0.98 - 0.45 / (0.9 * rows + 0.5)))
+        blank = self._grid(torch.empty(0, 1, *self.image_shape))
+        self.image = ax.imshow(blank, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        self.title = ax.set_title(" ")
+        self.shown: torch.Tensor | None = None
+
+    def _grid(self, images: torch.Tensor) -> np.ndarray:
+        """``images`` (k <= n, 1, H, W) in [-1, 1] as one (rows, cols) array in [0, 1]; empty cells white."""
+        if len(images) > self.n:
+            raise ValueError(f"this view shows at most {self.n} images, got {len(images)}")
+        fill = torch.ones(self.n - len(images), 1, *self.image_shape)  # +1 is white
+        full = torch.cat([images.detach().float().cpu(), fill]) if len(images) < self.n else images
+        return make_grid(full.add(1).div(2).clamp(0, 1), nrow=NROW, padding=2, pad_value=1.0)[0].numpy()
+
+    def update(self, x: torch.Tensor, y: torch.Tensor, digit: int, page: int = 0) -> Figure:
+        """Show the ``page``-th block of ``n`` digits of class ``digit`` (see :func:`digits_of_class`)."""
+        images = digits_of_class(x, y, digit, self.n, page)
+        if tuple(images.shape[-2:]) != self.image_shape:
+            raise ValueError(f"this view shows {self.image_shape} images, got {tuple(images.shape[-2:])}")
+        self.image.set_data(self._grid(images))
+        self.title.set_text(f"digit {digit}: {int((y == digit).sum())} examples, page {page}")
+        self.shown = images
+        return self.fig
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes (level-1 zlib: the image never leaves this machine's browser)."""
+        from PIL import Image
+
+        self.canvas.draw()
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(self.canvas.buffer_rgba())[..., :3]).save(
+            buffer, format="png", compress_level=1
+        )
+        return buffer.getvalue()
+
+
+def gallery_figure(x: torch.Tensor, y: torch.Tensor, digit: int, n: int = 32, page: int = 0) -> Figure:
+    """A figure with one grid of ``n`` digits of class ``digit``, page ``page`` (what the widget shows)."""
+    return GalleryView(n, tuple(x.shape[-2:]), dpi=100).update(x, y, digit, page)
 
 
 def digit_browser(x: torch.Tensor, y: torch.Tensor, n: int = 32):
-    """ipywidgets: a digit dropdown and a page slider over ``gallery_figure``."""
+    """ipywidgets: a digit dropdown and a page slider over one :class:`GalleryView`.
+
+    The returned box has ``.controls`` (name -> control), ``.image`` (the ``ipywidgets.Image``) and
+    ``.view`` so that tests can drive it: ``box.controls["page"].value = 3``.
+    """
     import ipywidgets as widgets
-    from IPython.display import display
 
     digit = widgets.Dropdown(options=list(range(10)), value=0, description="digit")
     per_class = int(torch.bincount(y, minlength=10).min())
     page = widgets.IntSlider(value=0, min=0, max=max(0, per_class // n - 1), description="page")
-    out = widgets.Output()
+    view = GalleryView(n, tuple(x.shape[-2:]))
+    image = widgets.Image(format="png")
 
     def redraw(_=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            fig = gallery_figure(x, y, digit.value, n, page.value)
-            display(fig)
-            plt.close(fig)
+        view.update(x, y, digit.value, page.value)
+        image.value = view.png()
 
     digit.observe(redraw, names="value")
     page.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([digit, page]), out])
+    box = widgets.VBox([widgets.HBox([digit, page]), image])
+    box.controls, box.image, box.view = {"digit": digit, "page": page}, image, view
+    return box
