@@ -504,6 +504,77 @@ def test_widget_figures_and_updates():
     )
 
 
+def test_mcgurk_view_recomputes_the_curve_when_its_inputs_change():
+    """The congruence curve is kept while only the congruence moves, and follows every other input."""
+    from itertools import pairwise
+
+    from chapter13.widgets import neuro as w
+
+    def shown(view):
+        return np.stack([view.lines[name].get_ydata() for name in neuro.SYLLABLES], axis=1)
+
+    view = w.McGurkView()
+    settings = [
+        dict(congruence=0.2, sigma_a=0.3),
+        dict(congruence=0.7, sigma_a=0.3),
+        dict(congruence=0.7, sigma_a=0.9),
+        dict(congruence=0.7, sigma_a=0.9, sigma_v=0.6),
+        dict(congruence=0.7, sigma_a=0.9, sigma_v=0.6, p_common=0.2),
+        dict(auditory="ga", visual="ba", congruence=0.1, sigma_a=0.9, sigma_v=0.6, p_common=0.2),
+    ]
+    curves = []
+    for setting in settings:
+        view.update(**setting)
+        rest = {k: v for k, v in setting.items() if k != "congruence"}
+        rest = {"auditory": "ba", "visual": "ga", **rest}
+        a, v = rest.pop("auditory"), rest.pop("visual")
+        expected = neuro.mcgurk_congruence_curve(a, v, view.c, n_grid=41, **rest)
+        np.testing.assert_allclose(shown(view), expected, atol=1e-12)
+        assert view.responses == pytest.approx(
+            neuro.mcgurk_responses(a, v, congruence=setting["congruence"], n_grid=61, **rest)
+        )
+        curves.append(shown(view))
+    np.testing.assert_array_equal(curves[0], curves[1])  # only the congruence moved
+    assert all(not np.allclose(x, y) for x, y in pairwise(curves[1:]))  # every other input moves it
+
+
+def _png_pixels(png: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize(
+    ("view", "first", "second"),
+    [
+        ("McGurkView", dict(congruence=0.1), dict(auditory="da", congruence=0.8, sigma_a=0.3)),
+        ("VentriloquistView", dict(disparity=5.0), dict(disparity=30.0, sigma_v=8.0, strategy="selection")),
+        ("FlashBeepView", dict(n_beeps=0), dict(n_flashes=2, n_beeps=3, p_common=0.2)),
+        ("TugOfWarView", dict(), dict(sigma_v=5.0, conflict=20.0)),
+    ],
+)
+def test_widget_blitted_update_matches_a_full_draw(view, first, second):
+    """A widget's PNG after an update (blitted onto the cached background) shows what a full draw of
+    the same settings shows: nothing stale from the previous settings, nothing missing."""
+    from chapter13.widgets import neuro as w
+
+    live = getattr(w, view)()
+    live.update(**first)
+    shown_first = _png_pixels(live.png())
+    live.update(**second)
+    blitted = _png_pixels(live.png())
+    fresh = getattr(w, view)()
+    fresh.blit = False
+    fresh.update(**second)
+    full = _png_pixels(fresh.png())
+    assert blitted.shape == full.shape
+    differ = np.abs(blitted - full).max(axis=-1) > 40  # beyond antialiasing rounding
+    assert differ.mean() < 1e-4, f"{view}: {differ.sum()} pixels differ from a full draw"
+    assert (np.abs(blitted - shown_first).max(axis=-1) > 40).mean() > 1e-3, "the update changed nothing"
+
+
 def test_exercise_checkers(capsys):
     from chapter13.exercises import sec13_5 as ex
 

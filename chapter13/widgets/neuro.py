@@ -13,10 +13,14 @@ widget                          pure function                 model (``chapter13
 ==============================  ============================  =============================================
 
 Speed: a figure is built once per widget (a *view*); an update recomputes the model, moves the
-existing artists and renders one PNG into an ``ipywidgets.Image``. Building axes and ticks is most
-of matplotlib's cost, so this keeps an update within 0.1 s of CPU time on a 2-core machine
-(``benchmarks/bench_neuro.py`` measures it). The pure ``*_figure`` functions build a fresh view and
-call the same ``update``, so what the tests check is what the widgets show.
+existing artists and renders one PNG into an ``ipywidgets.Image``. Drawing axes, ticks and labels is
+most of matplotlib's cost, and they do not change, so :meth:`_View.png` draws them once into a cached
+background and, on every update, blits only the artists that ``update`` changes (and the static ones
+stacked above them) onto it (matplotlib blitting, as ``chapter13.widgets.schedule`` does). This keeps
+an update well within 0.1 s on one core of a 2-core machine (``benchmarks/bench_latency.py`` and
+``benchmarks/bench_neuro.py`` measure it). The pure ``*_figure`` functions build a fresh view and call
+the same ``update``, so what the tests check is what the widgets show; a test checks that the blitted
+PNG matches a full draw of the same figure.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import io
 from functools import lru_cache
 
 import numpy as np
+from matplotlib.axis import Axis
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -80,10 +86,72 @@ def _gauss(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
 
 
+class _View:
+    """A figure drawn once and then updated by blitting (subclasses set ``self.fig`` and ``dynamic``).
+
+    ``dynamic`` lists the artists that ``update`` changes. :meth:`png` draws everything else once into
+    a background (the *layer* of dynamic artists hidden), then per update restores that background and
+    draws the layer: the dynamic artists and every static artist of the same axes stacked above the
+    lowest of them (a legend, a note, the spines), so the stacking order of a full draw is kept. Axis
+    ticks and labels are never redrawn; the views keep their tick positions fixed (an axes whose
+    limits change has no ticks, or, like the tug-of-war's, is drawn in full with ``blit = False``).
+    """
+
+    fig: Figure
+    dynamic: list
+    blit = True
+
+    def _layer(self) -> list:
+        axes = list(self.fig.axes)
+        dynamic = set(self.dynamic)
+        layer = list(self.dynamic)
+        for ax in {a.axes for a in self.dynamic if a.axes is not None}:
+            lowest = min(a.get_zorder() for a in self.dynamic if a.axes is ax)
+            layer += [
+                child
+                for child in ax.get_children()
+                if child not in dynamic
+                and child is not ax.patch
+                and not isinstance(child, Axis)
+                and child.get_visible()
+                and child.get_zorder() >= lowest
+            ]
+        order = {id(ax): i for i, ax in enumerate(axes)}
+        return sorted(layer, key=lambda a: (order.get(id(a.axes), len(axes)), a.get_zorder()))
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes: blitted onto the cached background (``blit``) or drawn in full."""
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        if not isinstance(canvas, FigureCanvasAgg):
+            canvas = FigureCanvasAgg(self.fig)
+        if not self.blit:
+            canvas.draw()
+        else:
+            if getattr(self, "_background", None) is None:
+                self._blitted = self._layer()
+                for artist in self._blitted:
+                    artist.set_visible(False)
+                canvas.draw()
+                self._background = canvas.copy_from_bbox(self.fig.bbox)
+                for artist in self._blitted:
+                    artist.set_visible(True)
+                canvas.draw()  # once more in full: a hidden title is placed as if it had no height
+            canvas.restore_region(self._background)
+            for artist in self._blitted:
+                self.fig.draw_artist(artist)
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(
+            buffer, format="png", compress_level=1
+        )
+        return buffer.getvalue()
+
+
 # --- McGurk --------------------------------------------------------------------------------------------
 
 
-class McGurkView:
+class McGurkView(_View):
     """Figure of the McGurk widget; :meth:`update` redraws it for new settings."""
 
     N_POINTS = 26
@@ -93,6 +161,8 @@ class McGurkView:
         self.ax1, self.ax2 = self.fig.subplots(1, 2, width_ratios=(1.6, 1))
         self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.2)
         self.c = np.linspace(0, 1, self.N_POINTS)
+        self.curve_key: tuple | None = None
+        self.curve = np.zeros((self.N_POINTS, len(neuro.SYLLABLES)))
         self.ax1.axvspan(0.3, 0.7, color="0.9", label="book: 'da' here")
         self.lines = {
             n: self.ax1.plot(self.c, self.c * 0, color=COLORS[n], lw=2, label=f'"{n}"')[0]
@@ -110,6 +180,8 @@ class McGurkView:
                                  fontsize=8.5, bbox=box)  # fmt: skip
         self.ax2.text(0.5, 0.84, "data: fusion 17-58 % across stimuli,\n0-100 % across people",
                       transform=self.ax2.transAxes, ha="center", va="top", fontsize=7.5, color="0.3")  # fmt: skip
+        self.dynamic = [*self.lines.values(), *self.bars, self.marker, self.ax1.xaxis.label, self.ax1.title,
+                        self.ax2.title, self.toy]  # fmt: skip
 
     def update(
         self,
@@ -120,7 +192,15 @@ class McGurkView:
         sigma_v: float = neuro.MCGURK_DEFAULTS["sigma_v"],
         p_common: float = neuro.MCGURK_DEFAULTS["p_common"],
     ) -> Figure:
-        curve = neuro.mcgurk_congruence_curve(auditory, visual, self.c, sigma_a, sigma_v, p_common, n_grid=41)
+        # the curve over all congruences does not depend on `congruence`: recomputed only when one of
+        # its own inputs changes, so moving the congruence slider costs one response computation
+        key = (auditory, visual, float(sigma_a), float(sigma_v), float(p_common))
+        if key != self.curve_key:
+            self.curve = neuro.mcgurk_congruence_curve(
+                auditory, visual, self.c, sigma_a, sigma_v, p_common, n_grid=41
+            )
+            self.curve_key = key
+        curve = self.curve
         now = neuro.mcgurk_responses(
             auditory, visual, sigma_a, sigma_v, p_common, congruence=congruence, n_grid=61
         )
@@ -173,7 +253,7 @@ def mcgurk_widget():
 # --- ventriloquist -------------------------------------------------------------------------------------
 
 
-class VentriloquistView:
+class VentriloquistView(_View):
     """Figure of the ventriloquist widget; :meth:`update` redraws it for new settings."""
 
     MAX_DISPARITY = 40.0
@@ -213,6 +293,9 @@ class VentriloquistView:
         self.ax3.set_ylim(0, 1)
         self.ax3.set_xlabel("disparity (deg)")
         self.ax3.set_ylabel("judging one cause")
+        self.dynamic = [self.lik_v, self.lik_a, self.prior, *self.estimates, self.estimate_text, self.ax1.title,
+                        self.bias, self.fused, self.legend2, self.marker2, self.common, self.posterior,
+                        self.marker3, self.ax3.title]  # fmt: skip
 
     def update(
         self,
@@ -295,8 +378,14 @@ def ventriloquist_widget():
 # --- reliability tug-of-war ----------------------------------------------------------------------------
 
 
-class TugOfWarView:
-    """Figure of the tug-of-war widget; :meth:`update` redraws it for new settings."""
+class TugOfWarView(_View):
+    """Figure of the tug-of-war widget; :meth:`update` redraws it for new settings.
+
+    Drawn in full on every update (``blit = False``): its axis limits, and so its ticks, follow the
+    noise and the conflict, and the figure is small enough to draw within budget.
+    """
+
+    blit = False
 
     def __init__(self) -> None:
         self.fig = Figure(figsize=(9.5, 3.0), dpi=DPI)
@@ -374,7 +463,7 @@ def _flash_beep_table(sigma_v: float, sigma_a: float, p_common: float) -> np.nda
     return neuro.flash_beep_table(sigma_v=sigma_v, sigma_a=sigma_a, p_common=p_common, n_grid=61)
 
 
-class FlashBeepView:
+class FlashBeepView(_View):
     """Figure of the flash-beep widget; :meth:`update` redraws it for new settings."""
 
     def __init__(self) -> None:
@@ -399,6 +488,13 @@ class FlashBeepView:
         self.ax2.set_xlabel("beeps")
         self.ax2.set_ylabel("flashes")
         self.ax2.set_title("mean reported flashes", fontsize=10)
+        self.dynamic = [
+            *self.bars,
+            self.ax1.title,
+            self.image,
+            *(t for row in self.cells for t in row),
+            self.box,
+        ]
 
     def update(
         self,
@@ -464,7 +560,8 @@ def flash_beep_widget():
 
 
 def _assemble(view, controls: dict, rows: list[list[str]]):
-    """Controls laid out in ``rows`` above an ``Image`` showing ``view.update(**values)`` as PNG.
+    """Controls laid out in ``rows`` above an ``Image`` showing ``view.update(**values)`` as PNG
+    (``view.png()``: blitted onto the view's cached background).
 
     The returned box has ``.controls`` (name -> control), ``.image`` and ``.update()`` so that
     tests and the browser check can drive it: ``box.controls["congruence"].value = 0.5``.
@@ -478,7 +575,8 @@ def _assemble(view, controls: dict, rows: list[list[str]]):
     image = w.Image(format="png")
 
     def update(_change=None) -> None:
-        image.value = render_png(view.update(**{name: c.value for name, c in controls.items()}))
+        view.update(**{name: c.value for name, c in controls.items()})
+        image.value = view.png()
 
     for control in controls.values():
         control.observe(update, names="value")
