@@ -332,6 +332,35 @@ def test_widget_figure_updates_in_place(text_model):
     assert not (fig._ch13_artists[0].get_array() == first).all()
 
 
+def test_widget_samples_on_one_thread_and_restores_the_setting(text_model):
+    """The widget samples on ``threads`` CPU threads (default 1) and leaves torch's setting as it was."""
+    from chapter13.widgets import guidance as widget
+
+    seen: list[int] = []
+    handle = text_model.unet.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        widget.guidance_samples(text_model, PROMPTS[0], 3.0, n=2, steps=2)
+        assert seen and set(seen) == {widget.DEFAULT_THREADS} == {1}
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        widget.guidance_samples(text_model, PROMPTS[0], 3.0, n=2, steps=2, threads=None)
+        assert seen and set(seen) == {2}
+        seen.clear()
+        widget.guidance_figure(text_model, PROMPTS[0], 4.0, n=2, steps=2)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="threads must be at least 1"):
+            widget.guidance_samples(text_model, PROMPTS[0], 3.0, n=2, steps=2, threads=0)
+        with pytest.raises(RuntimeError), widget.torch_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("the setting is restored when the block raises")
+        assert torch.get_num_threads() == 2
+    finally:
+        handle.remove()
+        torch.set_num_threads(before)
+
+
 def test_exercise_checkers():
     from chapter13.exercises import sec13_3 as ex
 

@@ -15,12 +15,18 @@ they saturate.
 By default the widget samples the latent model (``latent-text2image-digits``, 10 DDIM steps, 8
 samples): a denoising step on a 4×8×8 latent costs a fraction of one on 28×28 pixels, which is what
 makes the update fit the 1 s budget on a 2-core CPU (measured in ``benchmarks/bench_text2image.py``).
+
+Sampling runs on one CPU thread (``threads=1``, restored afterwards): with a model this small,
+PyTorch's default of one thread per core is slower, and when another process holds a core its
+threads wait on each other (``benchmarks/bench_latency.py --torch-threads 2`` on one core: 0.4-0.5 s
+per update instead of 0.12 s; 44 s was seen in the browser on the loaded 2-core machine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import matplotlib.pyplot as plt
@@ -35,6 +41,8 @@ SCALE_RANGE = (0.0, 10.0)
 DEFAULT_MODEL = "latent-text2image-digits"
 DEFAULT_STEPS = 10
 DEFAULT_SAMPLES = 8
+DEFAULT_THREADS = 1
+"""CPU threads torch uses while the widget samples (see the module's docstring)."""
 
 
 def example_prompts() -> list[str]:
@@ -55,6 +63,24 @@ def prompt_digit(prompt: str) -> int | None:
     return parse_prompt(prompt)["digit"]
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, then restore the previous setting.
+
+    ``None`` leaves torch's setting alone. Affects CPU work only (a GPU model is unaffected).
+    """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1 (or None to keep torch's setting), got {threads}")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads is not None:
+            torch.set_num_threads(previous)
+
+
 @lru_cache(maxsize=16)
 def _start_noise(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
@@ -69,19 +95,22 @@ def guidance_samples(
     n: int = DEFAULT_SAMPLES,
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
+    threads: int | None = DEFAULT_THREADS,
 ) -> torch.Tensor:
     """``n`` samples of ``prompt`` at guidance scale ``scale`` from fixed start noise: (n, 1, 28, 28).
 
     Deterministic DDIM (η = 0) from noise drawn with ``seed``, so the same arguments give the same
-    images and a change of ``scale`` changes only the guidance. Raises ``ValueError`` for words the
-    text encoder does not know (the message lists the vocabulary).
+    images and a change of ``scale`` changes only the guidance. Sampling uses ``threads`` CPU threads
+    (:func:`torch_threads`; ``None`` keeps torch's setting). Raises ``ValueError`` for words the text
+    encoder does not know (the message lists the vocabulary).
     """
     if not SCALE_RANGE[0] <= float(scale) <= SCALE_RANGE[1]:
         raise ValueError(f"the guidance scale must lie in {SCALE_RANGE}, got {scale}")
     if n < 1 or steps < 1:
         raise ValueError(f"n and steps must be at least 1, got n={n}, steps={steps}")
     x_T = _start_noise(int(seed), int(n), tuple(model.sample_shape))
-    return generate(model, [prompt] * n, guidance=float(scale), steps=steps, x_T=x_T.clone(), seed=None)
+    with torch_threads(threads):
+        return generate(model, [prompt] * n, guidance=float(scale), steps=steps, x_T=x_T.clone(), seed=None)
 
 
 def _judge(samples: torch.Tensor) -> list[int] | None:
@@ -103,12 +132,15 @@ def guidance_figure(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     fig: Figure | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> Figure:
     """The samples of :func:`guidance_samples` as one grid, titled with the prompt, s and what the
-    digit classifier reads in each sample. Pass the ``fig`` returned earlier to update it in place."""
-    samples = guidance_samples(model, prompt, scale, n=n, steps=steps, seed=seed)
+    digit classifier reads in each sample. Pass the ``fig`` returned earlier to update it in place.
+    Sampling and classifying use ``threads`` CPU threads (``None`` keeps torch's setting)."""
+    with torch_threads(threads):
+        samples = guidance_samples(model, prompt, scale, n=n, steps=steps, seed=seed, threads=None)
+        judged = _judge(samples)
     grid = make_grid(samples.add(1).div(2).clamp(0, 1), nrow=n, padding=2, pad_value=1.0)[0].numpy()
-    judged = _judge(samples)
     want = prompt_digit(prompt)
     reading = ""
     if judged is not None:
@@ -140,11 +172,13 @@ def guidance_widget(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     scale: float = 3.0,
+    threads: int | None = DEFAULT_THREADS,
 ):
     """Prompt dropdown + free-text box + guidance slider (0-10) + seed over :func:`guidance_figure`.
 
     ``model`` defaults to the shipped ``latent-text2image-digits``. A non-empty free-text box
-    overrides the dropdown; an unknown word shows the encoder's message instead of a figure.
+    overrides the dropdown; an unknown word shows the encoder's message instead of a figure. Each
+    update samples on ``threads`` CPU threads (``None`` keeps torch's setting).
     """
     import ipywidgets as widgets
     from IPython.display import display
@@ -170,7 +204,14 @@ def guidance_widget(
         prompt = text.value.strip() or dropdown.value
         try:
             state["fig"] = guidance_figure(
-                model, prompt, slider.value, n=n, steps=steps, seed=seed_box.value, fig=state["fig"]
+                model,
+                prompt,
+                slider.value,
+                n=n,
+                steps=steps,
+                seed=seed_box.value,
+                fig=state["fig"],
+                threads=threads,
             )
         except ValueError as error:
             message.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
