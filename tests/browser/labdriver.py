@@ -218,7 +218,7 @@ def side_channel_problems(messages: list[dict[str, str]]) -> list[str]:
 def run_all(page: Page, path: str, timeout_s: float) -> dict[str, Any]:
     """Run > Run All Cells, and wait until every cell has answered (or the run stopped at an error)."""
     page.evaluate(_RUN_ALL_JS, path)
-    page.wait_for_function("() => window.__ch13_run !== null", timeout=timeout_s * 1000, polling=500)
+    page.wait_for_function("() => window.__ch13_run !== null", timeout=timeout_s * 1000, polling=200)
     return page.evaluate("() => window.__ch13_run")
 
 
@@ -268,7 +268,7 @@ def wait_widgets_rendered(page: Page, path: str, timeout_s: float = 60) -> list[
         loading = any("Loading widget" in c["outputText"] for c in report)
         if (rendered + closed >= promised and not loading) or time.monotonic() > deadline:
             return report
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 # ----------------------------------------------------------------------------------------------------
