@@ -51,3 +51,46 @@ def test_make_test_leaves_the_browser_test_out():
     makefile = (ROOT / "Makefile").read_text()
     unit = next(line for line in makefile.splitlines() if line.startswith("\t$(PY) -m pytest tests "))
     assert "--ignore=tests/browser" in unit
+
+
+def _fake_tools(folder: Path, uid: int) -> Path:
+    """``make``, ``apt-get``, ``sudo`` and ``id`` that only log what they were asked to do."""
+    log = folder / "calls.log"
+    scripts = {
+        "make": f'echo "make $* CH13_BROWSER_REQUIRED=${{CH13_BROWSER_REQUIRED:-}}" >> {log}',
+        "apt-get": f'echo "apt-get $*" >> {log}',
+        "sudo": f'echo "sudo" >> {log}; "$@"',
+        "id": f"echo {uid}",
+    }
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return log
+
+
+def _run_ci(tmp_path: Path, uid: int, chromium: str) -> list[str]:
+    log = _fake_tools(tmp_path, uid)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CH13_CHROMIUM": chromium, "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return log.read_text().splitlines()
+
+
+def test_ci_script_installs_chromium_when_missing_and_requires_it(tmp_path):
+    calls = _run_ci(tmp_path, uid=0, chromium="/nonexistent/chromium")
+    assert calls == [
+        "make test CH13_BROWSER_REQUIRED=",
+        "apt-get update -q",
+        "apt-get install -y --no-install-recommends chromium",
+        "make browser CH13_BROWSER_REQUIRED=1",
+    ], calls
+
+
+def test_ci_script_uses_sudo_only_when_not_root(tmp_path):
+    calls = _run_ci(tmp_path, uid=1000, chromium="/nonexistent/chromium")
+    assert calls.count("sudo") == 2 and "apt-get install -y --no-install-recommends chromium" in calls, calls
+
+
+def test_ci_script_leaves_an_installed_chromium_alone(tmp_path):
+    calls = _run_ci(tmp_path, uid=0, chromium="/bin/sh")  # any executable stands for chromium
+    assert calls == ["make test CH13_BROWSER_REQUIRED=", "make browser CH13_BROWSER_REQUIRED=1"], calls
