@@ -62,10 +62,11 @@ BOOK_CODES = {"ba": 0.0, "da": 1.0, "ga": 2.0}
 
 
 def render_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes (one Agg render, what the widgets display).
+    """Any figure (a ``*_figure`` result) as PNG bytes: one full Agg draw at the widgets' resolution.
 
-    Light zlib compression (level 1): the default level 6 spends a third of the update time
-    squeezing a PNG that never leaves this machine's browser.
+    The widgets themselves blit onto a cached background instead (``view.png()``), which shows the
+    same pixels (a test checks it). Light zlib compression (level 1): the default level 6 spends a
+    third of the update time squeezing a PNG that never leaves this machine's browser.
     """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
