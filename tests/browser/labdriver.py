@@ -134,6 +134,34 @@ async (root) => {
 }
 """
 
+# Cells whose output shows, after a widget, a static image of the same size as an image inside that
+# widget: a stale copy of the widget's figure (a pyplot figure the inline backend flushes when the cell
+# ends). It stays on the page, frozen at the first value, while the widget below it moves on.
+_STALE_COPIES_JS = """
+(root) => {
+  const found = [];
+  root.querySelectorAll('.jp-Cell-outputArea').forEach((area, index) => {
+    const children = Array.from(area.querySelectorAll(':scope > .jp-OutputArea-child'));
+    const sizes = new Set();
+    let seenWidget = false;
+    for (const child of children) {
+      const widget = child.querySelector('.jupyter-widgets');
+      const images = Array.from(child.querySelectorAll('img')).filter(img => img.naturalWidth > 0);
+      if (widget) {
+        seenWidget = true;
+        images.forEach(img => sizes.add(img.naturalWidth + 'x' + img.naturalHeight));
+      } else if (seenWidget) {
+        for (const img of images) {
+          const size = img.naturalWidth + 'x' + img.naturalHeight;
+          if (sizes.has(size)) found.push({output: index, size: size});
+        }
+      }
+    }
+  });
+  return found;
+}
+"""
+
 WIDGET_ERROR_TEXT = re.compile(
     r"Error displaying widget|Failed to (load|render) (model|view)|model not found"
 )
@@ -384,6 +412,17 @@ def move_and_watch(
             break
     seconds = first_change if first_change is not None else float("nan")
     return Move(kind, before, current, seconds, value_before, control_value(control, kind))
+
+
+def stale_figure_copies(scope: Locator) -> list[str]:
+    """One line per static copy of a widget's figure shown after the widget (see ``_STALE_COPIES_JS``)."""
+    found = scope.evaluate(_STALE_COPIES_JS)
+    return [
+        f"output area {f['output']}: a static {f['size']} image after a widget showing an image of the same "
+        "size, a stale copy of the widget's figure: the inline backend shows every open pyplot figure again "
+        "when the cell ends; plt.close(fig) once the widget holds it (the widget can still display it)"
+        for f in found
+    ]
 
 
 def safe_name(text: str) -> str:

@@ -87,6 +87,7 @@ def test_notebook_runs_and_widgets_respond(
         screenshot,
         side_channel_messages,
         side_channel_problems,
+        stale_figure_copies,
         wait_widgets_rendered,
         widget_root,
         widget_view_counts,
@@ -179,6 +180,8 @@ def test_notebook_runs_and_widgets_respond(
                     f"{move.value_before!r} to {move.value_after!r} did not change the figure"
                 )
         summary["moves"] = moves
+        stale = stale_figure_copies(notebook_scope)
+        assert not stale, f"{notebook.name} shows a widget's figure twice:\n" + "\n".join(stale)
 
         problems = cell_errors(wait_widgets_rendered(page, path))
         assert not problems, f"{notebook.name} after moving its widgets:\n" + "\n".join(problems)

@@ -74,7 +74,14 @@ def test_index_lists_every_presenter_page(voila_server, browser_context, screens
 
 @pytest.mark.parametrize("notebook", PAGES, ids=lambda p: p.stem)
 def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir, record_move):
-    from labdriver import TRACEBACK_TEXT, find_control, move_and_watch, screenshot, widget_root
+    from labdriver import (
+        TRACEBACK_TEXT,
+        find_control,
+        move_and_watch,
+        screenshot,
+        stale_figure_copies,
+        widget_root,
+    )
 
     promise = PRESENTER_PROMISES.get(notebook.name[:4])
     assert promise is not None, f"add {notebook.name[:4]} to PRESENTER_PROMISES (what its page must show)"
@@ -159,6 +166,8 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir,
                     f"{what} moved {move.value_before!r} -> {move.value_after!r}, figure unchanged"
                 )
         summary["moves"] = moves
+        stale = stale_figure_copies(page.locator("body"))
+        assert not stale, f"{notebook.name} shows a widget's figure twice:\n" + "\n".join(stale)
         assert not external, f"{notebook.name}: requests left localhost (not offline): {external[:10]}"
         assert not page_errors, f"{notebook.name}: uncaught JavaScript errors: {page_errors[:5]}"
     finally:
