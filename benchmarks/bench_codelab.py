@@ -66,14 +66,18 @@ def time_sampling(model: torch.nn.Module, n: int = 64, steps: int = 50, repeats:
 
 
 def train_and_score(
-    model_over: dict[str, Any], train_over: dict[str, Any], n: int, save: str | None = None
+    model_over: dict[str, Any],
+    train_over: dict[str, Any],
+    n: int,
+    save: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """One notebook-length training run with overrides; scores the EMA and the raw weights.
 
     ``save``: also write both models' weights and configs to this file (to score them again later).
     """
     settings = {**NOTEBOOK_TRAINING, **train_over}
-    ema, result = train_codelab(model_over, progress=False, **settings)
+    ema, result = train_codelab(model_over, progress=False, device=device, **settings)
     if save:
         state = {"config": ema.config, "ema": ema.state_dict(), "raw": result.model.state_dict()}
         torch.save({**state, "seconds": result.seconds, "losses": result.losses}, save)
@@ -100,6 +104,8 @@ def main() -> None:
     parser.add_argument("--no-shipped", action="store_true", help="skip the shipped model (ablations only)")
     parser.add_argument("--save-dir", default=None, help="keep the weights of every training run here")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--device", default="cpu", help="where the training runs train (default cpu)")
+    parser.add_argument("-k", default="", help="only the ablations whose name contains this text")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,14 +132,16 @@ def main() -> None:
         shipped(args, results)
     save = (lambda tag: os.path.join(args.save_dir, f"{tag}.pt")) if args.save_dir else (lambda tag: None)
     if args.train_notebook:
-        r = train_and_score({}, {}, args.ablation_n, save("notebook"))
+        r = train_and_score({}, {}, args.ablation_n, save("notebook"), args.device)
         ok = r["minutes"] <= 10 and r["ema"] >= 0.75
         row(f"notebook TRAIN=True run ({r['steps']} steps)", f"{r['minutes']:.1f} min, {r['ema']:.1%} confident",
             "<= 10 min, 75 %", ok)  # fmt: skip
         results["notebook_run"] = r
     if args.ablations:
         for i, (name, (model_over, train_over)) in enumerate(ABLATIONS.items()):
-            r = train_and_score(model_over, train_over, args.ablation_n, save(f"ablation{i}"))
+            if args.k not in name:
+                continue
+            r = train_and_score(model_over, train_over, args.ablation_n, save(f"ablation{i}"), args.device)
             row(
                 name,
                 f"EMA {r['ema']:.1%} / raw {r['raw']:.1%}, {r['minutes']:.1f} min, FD {r['frechet']:.0f}",

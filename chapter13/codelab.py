@@ -267,7 +267,7 @@ def train_codelab(
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
     limit: int | None = None,
-    device: torch.device | str | None = "cpu",
+    device: torch.device | str | None = None,
     **training: Any,
 ) -> tuple[PatchUNet, Any]:
     """Train a ``PatchUNet`` on the bundled MNIST training split with ``train.fit``.
@@ -277,6 +277,8 @@ def train_codelab(
             are taken from ``CODELAB_MODEL``.
         checkpoint_path, resume: passed to ``fit`` (write the training state; continue from it).
         limit: train on the first ``limit`` digits only (quick mode).
+        device: where to train; ``None`` picks CUDA, then MPS, then the CPU
+            (``chapter13.config.default_device``, overridden by ``CH13_DEVICE``).
         **training: overrides of ``CODELAB_TRAINING`` (``steps``, ``batch_size``, ``lr``, ...).
 
     Returns:
@@ -407,7 +409,7 @@ def build_codelab_mnist() -> PatchUNet:
     """
     from chapter13 import checkpoints
 
-    ema_model, result = train_codelab(progress=True)
+    ema_model, result = train_codelab(progress=True, device="cpu")
     metrics = evaluate_codelab(ema_model, 256, steps=50, sampler="ddim", seed=0)
     quality = {
         "ddim50_confident_fraction": round(metrics["confident_fraction"], 4),

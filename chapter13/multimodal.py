@@ -444,7 +444,7 @@ def contrastive_loss(
     """
     _check_embeddings(image_emb, text_emb)
     if logit_scale is not None:
-        scale = clamped_scale(logit_scale, max_logit_scale)
+        scale = clamped_scale(logit_scale, max_logit_scale).to(image_emb.device)  # e.g. a GPU model's
     else:
         t = torch.as_tensor(temperature, dtype=image_emb.dtype, device=image_emb.device)
         if t.numel() != 1 or not bool(t > 0) or not bool(torch.isfinite(t)):
