@@ -332,6 +332,24 @@ def test_widget_figure_updates_in_place(text_model):
     assert not (fig._ch13_artists[0].get_array() == first).all()
 
 
+def test_widget_leaves_no_pyplot_figure_open(text_model):
+    """The inline backend shows every open pyplot figure when a cell ends: the widget's figure must be
+    shown by its Output only, or a frozen second copy appears under the widget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chapter13.widgets import guidance as widget
+
+    before = set(plt.get_fignums())
+    box = widget.guidance_widget(text_model, n=2, steps=2)
+    assert set(plt.get_fignums()) == before
+    slider = next(c for c in box.children if getattr(c, "description", "") == "guidance s")
+    slider.value = 5.0  # updates keep working on the closed figure
+    assert set(plt.get_fignums()) == before
+
+
 def test_widget_samples_on_one_thread_and_restores_the_setting(text_model):
     """The widget samples on ``threads`` CPU threads (default 1) and leaves torch's setting as it was."""
     from chapter13.widgets import guidance as widget

@@ -198,6 +198,9 @@ def guidance_widget(
     out = widgets.Output()
     with plt.ioff():
         fig = plt.figure(figsize=(1.0 * n + 0.4, 2.0))
+    # Shown only through `out`: an open pyplot figure would also be shown by the inline backend when
+    # the cell ends, a static copy that stays at the first value while the widget moves on.
+    plt.close(fig)
     state = {"fig": fig}
 
     def redraw(change=None) -> None:
