@@ -176,7 +176,8 @@ class McGurkView(_View):
         self.ax1.set_xlim(0, 1)
         self.ax1.legend(fontsize=8, loc="center right")
         self.bars = self.ax2.bar(list(neuro.SYLLABLES), [0, 0, 0], color=[COLORS[n] for n in neuro.SYLLABLES])
-        self.ax2.set_ylim(0, 1)
+        self.ax2.set_ylim(0, 1.45)  # head room: the two notes sit above the tallest possible bar
+        self.ax2.set_yticks(np.linspace(0, 1, 6))
         box = dict(fc="lightyellow", ec="0.6")
         self.toy = self.ax2.text(0.5, 0.97, "", transform=self.ax2.transAxes, ha="center", va="top",
                                  fontsize=8.5, bbox=box)  # fmt: skip
