@@ -312,6 +312,11 @@ class TextToImageUNet(nn.Module):
         unet: constructor arguments of ``chapter13.unet.UNet`` (``context_dim`` = the text width).
         text_encoder: constructor arguments of ``chapter13.multimodal.TextEncoder``.
         schedule: ``{"kind": "cosine" | "linear", "T": 1000}``, the training noise schedule.
+        patch_size: p > 1 folds p×p pixels into channels before the U-Net (space-to-depth).
+        prediction: ``"eps"``, the U-Net predicts ε (DDPM), or ``"v"``, it predicts
+            v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, §4) and ``forward`` converts,
+            ε̂ = √ᾱ_t v̂ + √(1−ᾱ_t) x_t. Either way the model speaks ε to the loss, guidance and samplers;
+            with v, DDIM's x̂_0 = √ᾱ_t x_t − √(1−ᾱ_t) v̂ stays bounded at the first step, where ᾱ ≈ 0.
 
     forward(x_t: (B, C, H, W), t: (B,), context: (B, L, D), context_mask: (B, L) bool) -> ε (B, C, H, W).
     """
@@ -327,6 +332,7 @@ class TextToImageUNet(nn.Module):
         text_encoder: dict[str, Any],
         schedule: dict[str, Any] | None = None,
         patch_size: int = 1,
+        prediction: str = "eps",
     ):
         super().__init__()
         from chapter13.multimodal import TextEncoder, Tokenizer
@@ -339,9 +345,13 @@ class TextToImageUNet(nn.Module):
             "text_encoder": dict(text_encoder),
             "schedule": dict(schedule or {}),
         }
+        if prediction not in ("eps", "v"):
+            raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
         if patch_size != 1:
             self.config["patch_size"] = patch_size
-        self.patch_size = patch_size
+        if prediction != "eps":
+            self.config["prediction"] = prediction
+        self.patch_size, self.prediction = patch_size, prediction
         self.unet = UNet(**unet)
         self.text_encoder = TextEncoder(**text_encoder)
         if self.unet.context_dim != self.text_encoder.dim:
@@ -353,6 +363,10 @@ class TextToImageUNet(nn.Module):
         self.tokenizer = Tokenizer(max_length=self.text_encoder.max_length)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.noise_schedule = make_schedule(**(schedule or {}))
+        # v-prediction: ε̂ = √ᾱ_t v̂ + √(1-ᾱ_t) x_t (Salimans & Ho 2022, §4); rebuilt from the schedule
+        alpha_bars = self.noise_schedule.alpha_bars
+        self.register_buffer("sqrt_ab", alpha_bars.sqrt().float(), persistent=False)
+        self.register_buffer("sqrt_one_minus_ab", (1 - alpha_bars).sqrt().float(), persistent=False)
 
     # --- shapes and outputs ------------------------------------------------------------------------
     @property
@@ -393,11 +407,18 @@ class TextToImageUNet(nn.Module):
         Hoogeboom et al. 2023), and its output is rearranged back."""
         p = self.patch_size
         if p == 1:
-            return self.unet(x_t, t, context=context, context_mask=context_mask)
-        if x_t.shape[-1] % p or x_t.shape[-2] % p:
-            raise ValueError(f"image sides {tuple(x_t.shape[-2:])} must be divisible by patch_size {p}")
-        out = self.unet(F.pixel_unshuffle(x_t, p), t, context=context, context_mask=context_mask)
-        return F.pixel_shuffle(out, p)
+            out = self.unet(x_t, t, context=context, context_mask=context_mask)
+        else:
+            if x_t.shape[-1] % p or x_t.shape[-2] % p:
+                raise ValueError(f"image sides {tuple(x_t.shape[-2:])} must be divisible by patch_size {p}")
+            out = self.unet(F.pixel_unshuffle(x_t, p), t, context=context, context_mask=context_mask)
+            out = F.pixel_shuffle(out, p)
+        if self.prediction == "eps":
+            return out
+        index = t.to(self.sqrt_ab.device).long()
+        a = self.sqrt_ab[index].to(out.dtype).view(-1, 1, 1, 1)
+        b = self.sqrt_one_minus_ab[index].to(out.dtype).view(-1, 1, 1, 1)
+        return a * out + b * x_t
 
     # --- text ----------------------------------------------------------------------------------------
     @property
@@ -807,8 +828,13 @@ TEXT2IMAGE_UNET: dict[str, Any] = {
 }
 """U-Net of ``text2image-digits``: 28 → 14 → 7, self- and cross-attention at 7×7 and in the middle."""
 SCHEDULE: dict[str, Any] = {"kind": "cosine", "T": 1000}
+TEXT2IMAGE_PREDICTION = "v"
+"""The pixel model predicts v (``TextToImageUNet``). With the same 1,600 training steps (14 min on one
+CPU core), 99.5 % of its guided samples (s = 3) are judged the asked-for digit; an ε-network reached
+85.5 %, and needed 3,000 steps (26 min) for 98 %: its x̂_0 at the first DDIM step is its error times
+1/√ᾱ ≈ 2·10⁴."""
 TEXT2IMAGE_TRAINING: dict[str, Any] = {
-    "steps": 3000,
+    "steps": 1600,
     "batch_size": 64,
     "lr": 2e-3,
     "p_uncond": 0.15,
@@ -832,13 +858,14 @@ def text_encoder_config(name: str = CLIP_NAME) -> dict[str, Any]:
     return config
 
 
-def new_text_to_image(unet: dict[str, Any] | None = None, clip: str | None = CLIP_NAME) -> TextToImageUNet:
+def new_text_to_image(
+    unet: dict[str, Any] | None = None, clip: str | None = CLIP_NAME, prediction: str = TEXT2IMAGE_PREDICTION
+) -> TextToImageUNet:
     """A fresh pixel-space ``TextToImageUNet`` with the frozen text tower of checkpoint ``clip``
     (``clip=None``: a randomly initialised text encoder, for quick tests only)."""
-    if clip is None:
-        model = TextToImageUNet(dict(unet or TEXT2IMAGE_UNET), {"dim": 64, "depth": 1}, SCHEDULE)
-    else:
-        model = TextToImageUNet(dict(unet or TEXT2IMAGE_UNET), text_encoder_config(clip), SCHEDULE)
+    text = {"dim": 64, "depth": 1} if clip is None else text_encoder_config(clip)
+    model = TextToImageUNet(dict(unet or TEXT2IMAGE_UNET), text, SCHEDULE, prediction=prediction)
+    if clip is not None:
         model.load_text_encoder(clip)
     return model
 

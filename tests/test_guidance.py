@@ -208,7 +208,11 @@ def test_null_condition_is_the_unet_without_text(text_model):
     x = torch.randn(2, 1, 28, 28)
     t = torch.tensor([5, 500])
     with torch.no_grad():
-        torch.testing.assert_close(text_model(x, t, **text_model.null_condition(2)), text_model.unet(x, t))
+        alone = text_model.unet(x, t)
+        if text_model.prediction == "v":  # the shipped pixel model: its U-Net's v̂ is turned into ε̂
+            a = text_model.noise_schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
+            alone = a.sqrt() * alone + (1 - a).sqrt() * x
+        torch.testing.assert_close(text_model(x, t, **text_model.null_condition(2)), alone)
 
 
 def test_padding_tokens_do_not_reach_the_image(text_model):
@@ -227,9 +231,29 @@ def test_padding_tokens_do_not_reach_the_image(text_model):
         assert not torch.allclose(text_model(x, t, **changed), base, atol=1e-4)
 
 
-def test_guided_sampler_at_scale_one_is_the_conditional_sampler(text_model):
+@pytest.fixture(scope="module")
+def eps_text_model():
+    """``text_model`` as an ε-network: the sampler comparisons below hold to float32 rounding there. A
+    v-network's ε̂ gives DDIM's x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ at ᾱ ≈ 2e-9 by cancellation, which
+    multiplies rounding differences by 1/√ᾱ ≈ 2e4 (checked with that tolerance on ``text_model``)."""
+    torch.manual_seed(0)
+    unet = dict(guidance.TEXT2IMAGE_UNET, base_channels=8)
+    model = guidance.new_text_to_image(unet, clip=None, prediction="eps").eval()
+    with torch.no_grad():
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(std=0.3)
+    return model
+
+
+@pytest.mark.parametrize("which", ["eps", "v"])
+def test_guided_sampler_at_scale_one_is_the_conditional_sampler(which, text_model, eps_text_model):
     from chapter13.diffusion import sample_ddim
 
+    text_model = eps_text_model if which == "eps" else text_model
+    # ε: the same tolerances as before the v option (float32 defaults, then 1e-4 for the batched path)
+    exact = {} if which == "eps" else {"rtol": 1e-2, "atol": 2e-3}
+    tolerance = {"rtol": 1e-4, "atol": 1e-4} if which == "eps" else exact
     cond = text_model.encode_text(PROMPTS)
     schedule = text_model.noise_schedule
     plain = sample_ddim(
@@ -244,12 +268,12 @@ def test_guided_sampler_at_scale_one_is_the_conditional_sampler(text_model):
     guided = guidance.generate(
         text_model, PROMPTS, guidance=1.0, steps=3, generator=torch.Generator().manual_seed(4)
     )
-    torch.testing.assert_close(guided, plain.clamp(-1, 1))
+    torch.testing.assert_close(guided, plain.clamp(-1, 1), **exact)
     # and a per-image scale tensor ([1, 1]) takes the batched path to the same result
     both = guidance.generate(
         text_model, PROMPTS, guidance=torch.ones(2), steps=3, generator=torch.Generator().manual_seed(4)
     )
-    torch.testing.assert_close(both, guided, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(both, guided, **tolerance)
 
 
 def test_checkpoint_config_rebuilds_the_model(text_model):
@@ -436,6 +460,32 @@ def test_patch_size_folds_pixels_into_channels():
     assert torch.equal(out[:, 0, 1::2, 0::2], inner[:, 2])
     clone = guidance.TextToImageUNet(**model.config)
     assert clone.patch_size == 2
+
+
+def test_v_prediction_returns_eps():
+    """prediction="v": the U-Net predicts v = √ᾱ ε − √(1−ᾱ) x_0 and forward returns
+    ε̂ = √ᾱ_t v̂ + √(1−ᾱ_t) x_t (Salimans & Ho 2022, §4), so losses, guidance and samplers speak ε."""
+    torch.manual_seed(0)
+    unet, text = dict(guidance.TEXT2IMAGE_UNET, base_channels=8), {"dim": 64, "depth": 1}
+    model = guidance.TextToImageUNet(unet, text, guidance.SCHEDULE, prediction="v").eval()
+    with torch.no_grad():
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(std=0.3)
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([0, 999])
+    cond = model.encode_text(PROMPTS)
+    with torch.no_grad():
+        eps, v = model(x, t, **cond), model.unet(x, t, **cond)
+    ab = model.noise_schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
+    torch.testing.assert_close(eps, ab.sqrt() * v + (1 - ab).sqrt() * x)
+    # x̂_0 from ε̂ is √ᾱ x_t − √(1−ᾱ) v̂: bounded even where ᾱ ≈ 0, unlike an ε-network's (x_t − …)/√ᾱ
+    x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+    torch.testing.assert_close(x0[0], (ab.sqrt() * x - (1 - ab).sqrt() * v)[0], rtol=1e-3, atol=1e-3)
+    assert model.config["prediction"] == "v" and guidance.TextToImageUNet(**model.config).prediction == "v"
+    eps_model = guidance.TextToImageUNet(unet, text, guidance.SCHEDULE)
+    assert "prediction" not in eps_model.config  # checkpoints saved before the option load unchanged
+    with pytest.raises(ValueError, match="prediction must be"):
+        guidance.TextToImageUNet(unet, text, guidance.SCHEDULE, prediction="x0")
 
 
 def test_parse_prompt_recovers_every_caption_the_data_set_writes():
