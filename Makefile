@@ -64,7 +64,7 @@ present: $(PRESENT_STAMP)
 
 # Not part of `make test`, which a student runs without a browser: `make browser` without Debian's
 # chromium skips with a message saying what to install. CI (.ci/run) installs chromium and runs it with
-# CH13_BROWSER_REQUIRED=1, so that there a missing browser fails. 4 to 6 minutes on a busy 2-core CPU.
+# CH13_BROWSER_REQUIRED=1, so that there a missing browser fails. 3 minutes on an idle 2-core CPU, 4 to 6 when busy.
 browser: $(BROWSER_STAMP)
 	$(PY) -m pytest tests/browser -q -p no:cacheprovider --durations=5
 
