@@ -160,12 +160,9 @@ class PatchUNet(nn.Module):
             )
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        table = make_schedule(schedule, T).alpha_bars  # validates both
+        self._schedule = make_schedule(schedule, T)  # validates both; v̂ → ε̂ uses its ᾱ
         self.in_channels, self.image_size, self.patch_size = in_channels, image_size, patch_size
         self.schedule_name, self.T, self.prediction = schedule, T, prediction
-        # ε̂ = sqrt(ᾱ_t) v̂ + sqrt(1 - ᾱ_t) x_t; not saved in the state dict (rebuilt from the schedule)
-        self.register_buffer("sqrt_ab", table.sqrt().float(), persistent=False)
-        self.register_buffer("sqrt_one_minus_ab", (1 - table).sqrt().float(), persistent=False)
         self.unet = UNet(
             in_channels=in_channels * patch_size**2,
             base_channels=base_channels,
@@ -195,7 +192,7 @@ class PatchUNet(nn.Module):
 
     def noise_schedule(self) -> NoiseSchedule:
         """The schedule this model was trained with."""
-        return make_schedule(self.schedule_name, self.T)
+        return self._schedule
 
     def forward(self, x: Tensor, t: Tensor, **cond: Any) -> Tensor:
         expected = (self.in_channels, self.image_size, self.image_size)
@@ -205,12 +202,7 @@ class PatchUNet(nn.Module):
         h = F.pixel_unshuffle(x, p) if p > 1 else x
         out = self.unet(h, t, **cond)
         out = F.pixel_shuffle(out, p) if p > 1 else out
-        if self.prediction == "eps":
-            return out
-        t = t.to(self.sqrt_ab.device).long()
-        a = self.sqrt_ab[t].to(out.dtype).view(-1, 1, 1, 1)
-        b = self.sqrt_one_minus_ab[t].to(out.dtype).view(-1, 1, 1, 1)
-        return a * out + b * x  # ε̂ from v̂ (Salimans & Ho 2022, §4)
+        return out if self.prediction == "eps" else self._schedule.eps_from_v(x, t, out)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -289,6 +289,20 @@ class NoiseSchedule:
             self.alpha_bars.sqrt(), t, x_t
         )
 
+    def eps_from_v(self, x_t: Tensor, t: Tensor | int, v: Tensor) -> Tensor:
+        """ε̂ = sqrt(ᾱ_t) v̂ + sqrt(1 - ᾱ_t) x_t: a v-prediction turned into ε (Salimans & Ho 2022, §4).
+
+        With v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0 and x_t from eq. 4 this returns ε exactly, so a network
+        that predicts v serves every ε-speaking loss and sampler here. ``t``: (B,) or int.
+        """
+        _check_pair(x_t, v)
+        t = self._check_t_tensor(t, x_t.shape[0])
+        v = v.to(dtype=x_t.dtype, device=x_t.device)
+        return (
+            self._gather(self.alpha_bars.sqrt(), t, x_t) * v
+            + self._gather((1 - self.alpha_bars).sqrt(), t, x_t) * x_t
+        )
+
     # ----------------------------------------------------------------------------------------------
     # Reverse steps
     def ddpm_step(

@@ -363,10 +363,6 @@ class TextToImageUNet(nn.Module):
         self.tokenizer = Tokenizer(max_length=self.text_encoder.max_length)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.noise_schedule = make_schedule(**(schedule or {}))
-        # v-prediction: ε̂ = √ᾱ_t v̂ + √(1-ᾱ_t) x_t (Salimans & Ho 2022, §4); rebuilt from the schedule
-        alpha_bars = self.noise_schedule.alpha_bars
-        self.register_buffer("sqrt_ab", alpha_bars.sqrt().float(), persistent=False)
-        self.register_buffer("sqrt_one_minus_ab", (1 - alpha_bars).sqrt().float(), persistent=False)
 
     # --- shapes and outputs ------------------------------------------------------------------------
     @property
@@ -413,12 +409,7 @@ class TextToImageUNet(nn.Module):
                 raise ValueError(f"image sides {tuple(x_t.shape[-2:])} must be divisible by patch_size {p}")
             out = self.unet(F.pixel_unshuffle(x_t, p), t, context=context, context_mask=context_mask)
             out = F.pixel_shuffle(out, p)
-        if self.prediction == "eps":
-            return out
-        index = t.to(self.sqrt_ab.device).long()
-        a = self.sqrt_ab[index].to(out.dtype).view(-1, 1, 1, 1)
-        b = self.sqrt_one_minus_ab[index].to(out.dtype).view(-1, 1, 1, 1)
-        return a * out + b * x_t
+        return out if self.prediction == "eps" else self.noise_schedule.eps_from_v(x_t, t, out)
 
     # --- text ----------------------------------------------------------------------------------------
     @property

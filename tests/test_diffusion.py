@@ -309,3 +309,22 @@ def test_diffusion_loss_with_oracle_is_zero_and_forwards_cond():
     assert loss.item() < 1e-10 and seen["label"] == "seven"
     zero = diffusion_loss(lambda x, t: torch.zeros_like(x), s, torch.randn(512, 1, 4, 4))
     assert zero.item() == pytest.approx(1.0, abs=0.05)  # E[ε²] = 1
+
+
+def test_eps_from_v_recovers_the_noise():
+    """v = sqrt(ᾱ) ε - sqrt(1 - ᾱ) x_0 (Salimans & Ho 2022, §4): eps_from_v(x_t, t, v) gives ε back."""
+    schedule = NoiseSchedule.cosine(1000)
+    g = torch.Generator().manual_seed(0)
+    x0, eps = (
+        torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64),
+        torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64),
+    )
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = schedule.q_sample(x0, t, eps)
+    ab = schedule.alpha_bars[t].view(-1, 1, 1, 1)
+    v = ab.sqrt() * eps - (1 - ab).sqrt() * x0
+    torch.testing.assert_close(schedule.eps_from_v(x_t, t, v), eps)
+    # and x̂_0 from that ε is x_0 (except at t = 999, where 1/sqrt(ᾱ) ≈ 2e4 magnifies float64 rounding)
+    torch.testing.assert_close(schedule.predict_x0(x_t, t, schedule.eps_from_v(x_t, t, v))[:3], x0[:3])
+    with pytest.raises(ValueError, match="shape of x_t"):
+        schedule.eps_from_v(x_t, t, v[:, :, :4])
