@@ -208,10 +208,8 @@ def test_null_condition_is_the_unet_without_text(text_model):
     x = torch.randn(2, 1, 28, 28)
     t = torch.tensor([5, 500])
     with torch.no_grad():
-        alone = text_model.unet(x, t)
-        if text_model.prediction == "v":  # the shipped pixel model: its U-Net's v̂ is turned into ε̂
-            a = text_model.noise_schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
-            alone = a.sqrt() * alone + (1 - a).sqrt() * x
+        assert text_model.prediction == "v"  # as shipped: the U-Net's v̂ is turned into ε̂
+        alone = text_model.noise_schedule.eps_from_v(x, t, text_model.unet(x, t))
         torch.testing.assert_close(text_model(x, t, **text_model.null_condition(2)), alone)
 
 
