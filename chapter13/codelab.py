@@ -41,7 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chapter13.diffusion import NoiseSchedule, diffusion_loss, sample_ddim, sample_ddpm
+from chapter13.diffusion import (
+    NoiseSchedule,
+    diffusion_loss,
+    make_schedule,
+    sample_ddim,
+    sample_ddpm,
+)
 from chapter13.unet import UNet
 
 CODELAB_NAME = "codelab-mnist"
@@ -78,18 +84,7 @@ CODELAB_TRAINING: dict[str, Any] = {
 NOTEBOOK_TRAINING: dict[str, Any] = {**CODELAB_TRAINING, "steps": 3000}
 """The notebook's ``TRAIN = True`` run: the same model and recipe, shortened to fit 10 CPU minutes."""
 
-SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("v", "eps")
-
-
-def make_schedule(name: str = "cosine", T: int = 1000) -> NoiseSchedule:
-    """The noise schedule called ``name``: ``"cosine"`` (Nichol & Dhariwal 2021, eq. 17) or
-    ``"linear"`` (Ho et al. 2020: β from 1e-4 to 0.02), with ``T`` steps."""
-    if name == "cosine":
-        return NoiseSchedule.cosine(T=T)
-    if name == "linear":
-        return NoiseSchedule.linear(T=T)
-    raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
 
 
 def regroup_norms(module: nn.Module, max_groups: int) -> nn.Module:

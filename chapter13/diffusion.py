@@ -289,6 +289,17 @@ class NoiseSchedule:
             self.alpha_bars.sqrt(), t, x_t
         )
 
+    def v_target(self, x0: Tensor, noise: Tensor, t: Tensor | int) -> Tensor:
+        """v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0, what a v-prediction network is trained to output
+        (Salimans & Ho 2022, §4). ``x0``, ``noise``: (B, ...); ``t``: (B,) or int."""
+        _check_pair(x0, noise)
+        t = self._check_t_tensor(t, x0.shape[0])
+        noise = noise.to(dtype=x0.dtype, device=x0.device)
+        return (
+            self._gather(self.alpha_bars.sqrt(), t, x0) * noise
+            - self._gather((1 - self.alpha_bars).sqrt(), t, x0) * x0
+        )
+
     def eps_from_v(self, x_t: Tensor, t: Tensor | int, v: Tensor) -> Tensor:
         """ε̂ = sqrt(ᾱ_t) v̂ + sqrt(1 - ᾱ_t) x_t: a v-prediction turned into ε (Salimans & Ho 2022, §4).
 
@@ -428,6 +439,20 @@ def _check_beta_range(beta_start: float, beta_end: float) -> None:
     for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
         if not 0 < value < 1:
             raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
+
+
+SCHEDULES = ("cosine", "linear")
+"""The schedule names a model's config may store (``make_schedule``)."""
+
+
+def make_schedule(name: str = "cosine", T: int = 1000) -> NoiseSchedule:
+    """The schedule a model's config names: ``"cosine"`` (Nichol & Dhariwal 2021, eq. 17) or
+    ``"linear"`` (Ho et al. 2020: β from 1e-4 to 0.02), with ``T`` steps."""
+    if name == "cosine":
+        return NoiseSchedule.cosine(T=T)
+    if name == "linear":
+        return NoiseSchedule.linear(T=T)
+    raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
 
 
 def _check_pair(x_t: Tensor, eps: Tensor) -> None:

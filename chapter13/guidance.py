@@ -281,17 +281,6 @@ TEXT2IMAGE_NAME = "text2image-digits"
 CLIP_NAME = "clip-digits"
 
 
-def make_schedule(kind: str = "cosine", T: int = 1000) -> Any:
-    """The noise schedule a text-to-image model was trained with (stored in its config)."""
-    from chapter13.diffusion import NoiseSchedule
-
-    if kind == "cosine":
-        return NoiseSchedule.cosine(T=T)
-    if kind == "linear":
-        return NoiseSchedule.linear(T=T)
-    raise ValueError(f"unknown schedule kind {kind!r}; use 'cosine' or 'linear'")
-
-
 class TextToImageUNet(nn.Module):
     """ε-prediction U-Net conditioned on a caption through cross-attention, with its text encoder.
 
@@ -362,7 +351,10 @@ class TextToImageUNet(nn.Module):
         self.text_encoder.requires_grad_(False)
         self.tokenizer = Tokenizer(max_length=self.text_encoder.max_length)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.noise_schedule = make_schedule(**(schedule or {}))
+        from chapter13.diffusion import make_schedule
+
+        schedule = schedule or {}
+        self.noise_schedule = make_schedule(schedule.get("kind", "cosine"), schedule.get("T", 1000))
 
     # --- shapes and outputs ------------------------------------------------------------------------
     @property

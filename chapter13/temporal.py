@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chapter13.attention import SelfAttention2d, norm_groups
-from chapter13.diffusion import NoiseSchedule, sample_ddim
+from chapter13.diffusion import NoiseSchedule, make_schedule, sample_ddim
 from chapter13.unet import ResBlock, SinusoidalTimeEmbedding
 
 __all__ = [
@@ -128,15 +128,7 @@ def _check_t(t: Tensor | int, batch: int, device: torch.device) -> Tensor:
     return t.to(device)
 
 
-SCHEDULES = {"linear": NoiseSchedule.linear, "cosine": NoiseSchedule.cosine}
 PREDICTIONS = ("eps", "v")
-
-
-def make_schedule(name: str = "linear", T: int = 1000) -> NoiseSchedule:
-    """``NoiseSchedule.linear(T)`` or ``NoiseSchedule.cosine(T)`` by name (what a model's config stores)."""
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {sorted(SCHEDULES)}")
-    return SCHEDULES[name](T)
 
 
 class _Parameterised(nn.Module):
@@ -160,24 +152,15 @@ class _Parameterised(nn.Module):
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         self.prediction, self.schedule_name, self.T = prediction, schedule, T
-        table = make_schedule(schedule, T).alpha_bars.float()
-        self.register_buffer("_alpha_bars", table, persistent=False)
+        self._schedule = make_schedule(schedule, T)
 
     def schedule(self) -> NoiseSchedule:
         """The noise schedule this model was built for (needed for v-prediction)."""
-        return make_schedule(self.schedule_name, self.T)
-
-    def _coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
-        ab = self._alpha_bars.to(like.device)[t.long()].to(like.dtype)
-        shape = (-1,) + (1,) * (like.dim() - 1)
-        return ab.sqrt().reshape(shape), (1.0 - ab).sqrt().reshape(shape)
+        return self._schedule
 
     def target(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
         """What the network is trained to output: ε, or ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0``."""
-        if self.prediction == "eps":
-            return noise
-        a, b = self._coefficients(t, x0)
-        return a * noise - b * x0
+        return noise if self.prediction == "eps" else self._schedule.v_target(x0, noise, t)
 
     def predict(self, x: Tensor, t: Tensor) -> Tensor:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -185,15 +168,7 @@ class _Parameterised(nn.Module):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         """ε̂(x_t, t), whatever the network predicts internally (shape of ``x``)."""
         out = self.predict(x, t)
-        if self.prediction == "eps":
-            return out
-        t = _check_t(t, x.shape[0], x.device)
-        if t.min() < 0 or t.max() >= self.T:
-            raise IndexError(
-                f"timesteps must lie in 0..{self.T - 1} for this model, got {t.min()}..{t.max()}"
-            )
-        a, b = self._coefficients(t, x)
-        return a * out + b * x
+        return out if self.prediction == "eps" else self._schedule.eps_from_v(x, t, out)
 
 
 # ==================================================================================================
@@ -571,7 +546,7 @@ def parameterised_loss(
     native = getattr(model, "prediction", "eps") == "v"
     if native and (
         model.T != schedule.T
-        or not torch.allclose(model._alpha_bars.cpu().double(), schedule.alpha_bars, atol=1e-6)
+        or not torch.allclose(model.schedule().alpha_bars, schedule.alpha_bars, atol=1e-6)
     ):
         raise ValueError(
             f"this v-prediction model was built for the {model.schedule_name!r} schedule with T={model.T}; "
