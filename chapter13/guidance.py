@@ -653,20 +653,19 @@ def train_text_to_image(
         dropped = drop_condition(cond, null, p_uncond, generator=generator)
         return diffusion_loss(m, schedule, x0, generator=generator, min_snr_gamma=min_snr_gamma, **dropped)
 
-    with torch.enable_grad():  # also when the caller switched gradients off (e.g. a notebook)
-        return fit(
-            model,
-            loss_fn,
-            (data, index),
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            ema_decay=ema_decay,
-            seed=seed,
-            device=device,
-            progress=progress,
-            desc=desc,
-        )
+    return fit(
+        model,
+        loss_fn,
+        (data, index),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        ema_decay=ema_decay,
+        seed=seed,
+        device=device,
+        progress=progress,
+        desc=desc,
+    )
 
 
 # --- evaluation --------------------------------------------------------------------------------------

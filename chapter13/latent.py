@@ -262,7 +262,7 @@ def train_autoencoder(
     generator = torch.Generator().manual_seed(settings["seed"] + 1)
     from chapter13.guidance import _RunRecord
 
-    with _RunRecord() as record, torch.enable_grad():
+    with _RunRecord() as record:
         result = fit(
             vae,
             lambda m, batch: vae_loss(m, batch[0], settings["kl_weight"], generator),

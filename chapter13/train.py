@@ -98,6 +98,7 @@ def _check_data(data: Sequence[torch.Tensor]) -> int:
     return n
 
 
+@torch.enable_grad()  # trains also when the caller switched gradients off (e.g. a notebook cell)
 def fit(
     model: nn.Module,
     loss_fn: LossFn,

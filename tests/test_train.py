@@ -145,3 +145,15 @@ def test_warmup_cosine_shape():
     assert warmup_cosine(9, 100, 10) == pytest.approx(1.0)
     assert warmup_cosine(10, 100, 10) == pytest.approx(1.0)
     assert warmup_cosine(100, 100, 10) == pytest.approx(0.1)
+
+
+def test_fit_trains_when_the_caller_switched_gradients_off():
+    """A notebook cell under ``torch.no_grad()`` must not make training a silent no-op."""
+    x, y = _linear_problem()
+    torch.manual_seed(0)
+    free = fit(nn.Linear(3, 1), _mse, (x, y), steps=20, progress=False, device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        switched_off = fit(nn.Linear(3, 1), _mse, (x, y), steps=20, progress=False, device="cpu")
+    assert switched_off.losses == free.losses
+    assert torch.equal(switched_off.model.weight, free.model.weight)
