@@ -301,7 +301,6 @@ class TextToImageUNet(nn.Module):
         unet: constructor arguments of ``chapter13.unet.UNet`` (``context_dim`` = the text width).
         text_encoder: constructor arguments of ``chapter13.multimodal.TextEncoder``.
         schedule: ``{"kind": "cosine" | "linear", "T": 1000}``, the training noise schedule.
-        patch_size: p > 1 folds p×p pixels into channels before the U-Net (space-to-depth).
         prediction: ``"eps"``, the U-Net predicts ε (DDPM), or ``"v"``, it predicts
             v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, §4) and ``forward`` converts,
             ε̂ = √ᾱ_t v̂ + √(1−ᾱ_t) x_t. Either way the model speaks ε to the loss, guidance and samplers;
@@ -320,15 +319,12 @@ class TextToImageUNet(nn.Module):
         unet: dict[str, Any],
         text_encoder: dict[str, Any],
         schedule: dict[str, Any] | None = None,
-        patch_size: int = 1,
         prediction: str = "eps",
     ):
         super().__init__()
         from chapter13.multimodal import TextEncoder, Tokenizer
         from chapter13.unet import UNet
 
-        if not isinstance(patch_size, int) or patch_size < 1:
-            raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
         self.config = {
             "unet": dict(unet),
             "text_encoder": dict(text_encoder),
@@ -336,11 +332,9 @@ class TextToImageUNet(nn.Module):
         }
         if prediction not in ("eps", "v"):
             raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
-        if patch_size != 1:
-            self.config["patch_size"] = patch_size
         if prediction != "eps":
             self.config["prediction"] = prediction
-        self.patch_size, self.prediction = patch_size, prediction
+        self.prediction = prediction
         self.unet = UNet(**unet)
         self.text_encoder = TextEncoder(**text_encoder)
         if self.unet.context_dim != self.text_encoder.dim:
@@ -360,9 +354,8 @@ class TextToImageUNet(nn.Module):
     @property
     def sample_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of what the diffusion model generates (here: pixels, e.g. (1, 28, 28))."""
-        p = self.patch_size
-        size = self.unet.config["image_size"] * p
-        return (self.unet.in_channels // (p * p), size, size)
+        size = self.unet.config["image_size"]
+        return (self.unet.in_channels, size, size)
 
     def decode(self, samples: torch.Tensor) -> torch.Tensor:
         """Diffusion samples → images (B, 1, 28, 28) in [-1, 1] (pixels: clamped, nothing else)."""
@@ -390,17 +383,8 @@ class TextToImageUNet(nn.Module):
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ε̂ for ``x_t`` (B, C, H, W); with ``patch_size`` p the U-Net sees the image rearranged into
-        (B, C·p², H/p, W/p) (``pixel_unshuffle``, a lossless space-to-depth as in "simple diffusion",
-        Hoogeboom et al. 2023), and its output is rearranged back."""
-        p = self.patch_size
-        if p == 1:
-            out = self.unet(x_t, t, context=context, context_mask=context_mask)
-        else:
-            if x_t.shape[-1] % p or x_t.shape[-2] % p:
-                raise ValueError(f"image sides {tuple(x_t.shape[-2:])} must be divisible by patch_size {p}")
-            out = self.unet(F.pixel_unshuffle(x_t, p), t, context=context, context_mask=context_mask)
-            out = F.pixel_shuffle(out, p)
+        """ε̂ for ``x_t`` (B, C, H, W)."""
+        out = self.unet(x_t, t, context=context, context_mask=context_mask)
         return out if self.prediction == "eps" else self.noise_schedule.eps_from_v(x_t, t, out)
 
     # --- text ----------------------------------------------------------------------------------------
