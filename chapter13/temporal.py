@@ -232,12 +232,19 @@ class _SpaceTimeBlock(nn.Module):
     optionally, a :class:`SpaceTimeAttention`."""
 
     def __init__(
-        self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, temporal: bool, attention: bool = False
+        self,
+        in_ch: int,
+        out_ch: int,
+        emb_dim: int,
+        dropout: float,
+        temporal: bool,
+        attention: bool = False,
+        heads: int = 4,
     ):
         super().__init__()
         self.spatial = ResBlock(in_ch, out_ch, emb_dim, dropout)
         self.temporal = TemporalConv(out_ch) if temporal else None
-        self.st_attn = SpaceTimeAttention(out_ch) if (temporal and attention) else None
+        self.st_attn = SpaceTimeAttention(out_ch, heads) if (temporal and attention) else None
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         frames = x.shape[2]
@@ -350,7 +357,7 @@ class VideoUNet(_Parameterised):
             out = base_channels * mult
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks):
-                blocks.append(_SpaceTimeBlock(ch, out, emb_dim, dropout, temporal, level in st_levels))
+                blocks.append(_SpaceTimeBlock(ch, out, emb_dim, dropout, temporal, level in st_levels, heads))
                 ch = out
                 skips.append(ch)
             self.down.append(blocks)
@@ -370,7 +377,9 @@ class VideoUNet(_Parameterised):
             blocks = nn.ModuleList()
             for _ in range(num_res_blocks + 1):
                 blocks.append(
-                    _SpaceTimeBlock(ch + skips.pop(), out, emb_dim, dropout, temporal, level in st_levels)
+                    _SpaceTimeBlock(
+                        ch + skips.pop(), out, emb_dim, dropout, temporal, level in st_levels, heads
+                    )
                 )
                 ch = out
             self.up.append(blocks)

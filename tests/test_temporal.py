@@ -553,6 +553,10 @@ def test_space_time_attention_levels():
     x = torch.randn(1, 1, 4, 8, 8)
     assert model(x, torch.tensor([3])).shape == x.shape
     assert model.config["space_time_attention"] == [0, 1]
+    blocks = [m for name, m in model.named_modules() if name.endswith("st_attn") and m is not None]
+    assert blocks and {b.attention.heads for b in blocks} == {SMALL_VIDEO["heads"]}  # the model's heads
+    # 2 heads must also work where 4 would not divide the channels (6 = base_channels here)
+    VideoUNet(**{**SMALL_VIDEO, "base_channels": 6}, space_time_attention=[0])
     # per-frame models ignore it: still no mixing between frames
     frames_only = VideoUNet(temporal=False, space_time_attention=[0], **SMALL_VIDEO)
     assert not any("st_attn" in k for k in frames_only.state_dict())
