@@ -183,7 +183,7 @@ def make_outliers(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     Returns ``(images (B, 1, 28, 28), targets (B, 10))``.
     """
     b = x.shape[0]
-    kind = torch.randint(0, len(OUTLIER_KINDS), (b,))
+    kind = torch.randint(0, len(OUTLIER_KINDS), (b,), device=x.device)
     u = lambda *shape: torch.rand(*shape, device=x.device)
     rn = lambda *shape: torch.randn(*shape, device=x.device)
     out = torch.empty_like(x)
@@ -201,10 +201,10 @@ def make_outliers(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
         out[kind == 4] = torch.tanh(
             2 * F.interpolate(low, size=(28, 28), mode="bilinear", align_corners=False)
         )
-    targets = torch.full((b, NUM_CLASSES), 1.0 / NUM_CLASSES)
+    targets = torch.full((b, NUM_CLASSES), 1.0 / NUM_CLASSES, device=x.device)
     blend = (kind == 5).nonzero().flatten()
     if len(blend):
-        partner = torch.randint(0, b, (len(blend),))
+        partner = torch.randint(0, b, (len(blend),), device=x.device)
         ok = y[partner] != y[blend]
         blend, partner = blend[ok], partner[ok]
         lam = 0.3 + 0.4 * u(len(blend), 1, 1, 1)
@@ -212,7 +212,7 @@ def make_outliers(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
         targets[blend] = 0.0
         targets[blend, y[blend]] = lam.flatten()
         targets[blend, y[partner]] += 1 - lam.flatten()
-        rest = (kind == 5) & ~torch.isin(torch.arange(b), blend)
+        rest = (kind == 5) & ~torch.isin(torch.arange(b, device=x.device), blend)
         out[rest] = u(int(rest.sum()), 1, 28, 28) * 2 - 1  # same-class partner: use noise instead
     return out, targets
 
