@@ -48,7 +48,6 @@ __all__ = [
     "flash_beep_widget",
     "mcgurk_figure",
     "mcgurk_widget",
-    "render_png",
     "tug_of_war_figure",
     "tug_of_war_widget",
     "ventriloquist_figure",
@@ -59,18 +58,6 @@ DPI = 72
 COLORS = {"ba": "tab:blue", "da": "tab:red", "ga": "tab:green"}
 BOOK_CODES = {"ba": 0.0, "da": 1.0, "ga": 2.0}
 """Numbers standing in for the syllables when calling the book's toy (it cannot take strings)."""
-
-
-def render_png(fig: Figure) -> bytes:
-    """Any figure (a ``*_figure`` result) as PNG bytes: one full Agg draw at the widgets' resolution.
-
-    The widgets themselves blit onto a cached background instead (``view.png()``), which shows the
-    same pixels (a test checks it). Light zlib compression (level 1): the default level 6 spends a
-    third of the update time squeezing a PNG that never leaves this machine's browser.
-    """
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
-    return buffer.getvalue()
 
 
 def book_toy_output(auditory: str, visual: str, congruence: float) -> str:
