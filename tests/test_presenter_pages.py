@@ -34,3 +34,20 @@ def test_presenter_page_hygiene(path):
             assert not cell.get("outputs") and cell.get("execution_count") is None, (
                 f"{path.name} cell {i} has stored outputs or an execution count; clear them"
             )
+
+
+def test_browser_test_serves_presenter_pages_as_make_present_does():
+    """The browser test's Voilà options (tests/browser/conftest.py) are the Makefile's VOILA_FLAGS."""
+    import ast
+    import re
+
+    flags = re.search(r"^VOILA_FLAGS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert flags, "Makefile: VOILA_FLAGS := ... not found"
+    tree = ast.parse((ROOT / "tests" / "browser" / "conftest.py").read_text())
+    assigned = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PRESENT_ARGS" for t in node.targets)
+    ]
+    assert len(assigned) == 1, "tests/browser/conftest.py: PRESENT_ARGS = [...] not found"
+    assert ast.literal_eval(assigned[0]) == flags.group(1).split()

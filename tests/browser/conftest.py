@@ -132,8 +132,6 @@ class Server:
     root: Path
     log_path: Path
     process: subprocess.Popen
-    log_offset: int = 0
-    started_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def log_text(self, since: int = 0) -> str:
@@ -146,10 +144,6 @@ class Server:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_text()[-chars:]
-
-    def with_token(self, path: str) -> str:
-        sep = "&" if "?" in path else "?"
-        return f"{self.url}{path}{sep}token={self.token}" if self.token else f"{self.url}{path}"
 
 
 def _wait_for_api(server: Server, api_path: str, timeout: float) -> None:
@@ -285,19 +279,18 @@ def lab_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI runs as root
-    started = time.monotonic()
     server = _launch("JupyterLab", command, root, env, port, token)
     server.extra["shutdown_api"] = True
     try:
         _wait_for_api(server, "/api", SERVER_START_TIMEOUT)
-        server.started_seconds = time.monotonic() - started
         yield server
     finally:
         _stop(server)
 
 
 PRESENT_ARGS = ["--theme=light", "--show_tracebacks=True", "--strip_sources=True"]
-"""Voilà options shared with ``make present`` (the Makefile target is proposed in the report)."""
+"""The Voilà options of ``make present`` (the Makefile's ``VOILA_FLAGS``; tests/test_presenter_pages.py
+checks that the two agree)."""
 
 
 @pytest.fixture(scope="session")
@@ -318,11 +311,9 @@ def voila_server(
     port = free_port()
     command = [sys.executable, "-m", "voila", "presenter", *PRESENT_ARGS, "--no-browser"]
     command += ["--Voila.ip=127.0.0.1", f"--port={port}", "--Voila.port_retries=0"]
-    started = time.monotonic()
     server = _launch("Voila", command, root, env, port, "")
     try:
         _wait_for_api(server, "/", SERVER_START_TIMEOUT)
-        server.started_seconds = time.monotonic() - started
         yield server
     finally:
         _stop(server)

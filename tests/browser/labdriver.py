@@ -188,7 +188,7 @@ class Promise:
     elements: tuple[tuple[str, int], ...] = ()
 
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}  # urlparse(...).hostname drops the brackets
 
 
 @dataclass

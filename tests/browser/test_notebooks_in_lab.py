@@ -52,7 +52,6 @@ PROMISES: dict[str, Promise] = {
         ),
     ),
     "13.6": Promise(0, elements=((".jp-OutputArea-output .animation img", 1),)),  # the denoising animation
-    "13.9": Promise(2, (Control("slider", r"guidance"), Control("dropdown", r"schedule"))),  # dev scratch
 }
 """Keyed by the notebook's section number (its file name's first four characters)."""
 
