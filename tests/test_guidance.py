@@ -442,6 +442,32 @@ def test_command_line_spec(text_model, monkeypatch):
         spec.draw(1, **common)
 
 
+def test_v_prediction_returns_eps():
+    """prediction="v": the U-Net predicts v = √ᾱ ε − √(1−ᾱ) x_0 and forward returns
+    ε̂ = √ᾱ_t v̂ + √(1−ᾱ_t) x_t (Salimans & Ho 2022, §4), so losses, guidance and samplers speak ε."""
+    torch.manual_seed(0)
+    unet, text = dict(guidance.TEXT2IMAGE_UNET, base_channels=8), {"dim": 64, "depth": 1}
+    model = guidance.TextToImageUNet(unet, text, guidance.SCHEDULE, prediction="v").eval()
+    with torch.no_grad():
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(std=0.3)
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([0, 999])
+    cond = model.encode_text(PROMPTS)
+    with torch.no_grad():
+        eps, v = model(x, t, **cond), model.unet(x, t, **cond)
+    ab = model.noise_schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
+    torch.testing.assert_close(eps, ab.sqrt() * v + (1 - ab).sqrt() * x)
+    # x̂_0 from ε̂ is √ᾱ x_t − √(1−ᾱ) v̂: bounded even where ᾱ ≈ 0, unlike an ε-network's (x_t − …)/√ᾱ
+    x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+    torch.testing.assert_close(x0[0], (ab.sqrt() * x - (1 - ab).sqrt() * v)[0], rtol=1e-3, atol=1e-3)
+    assert model.config["prediction"] == "v" and guidance.TextToImageUNet(**model.config).prediction == "v"
+    eps_model = guidance.TextToImageUNet(unet, text, guidance.SCHEDULE)
+    assert "prediction" not in eps_model.config  # checkpoints saved before the option load unchanged
+    with pytest.raises(ValueError, match="prediction must be"):
+        guidance.TextToImageUNet(unet, text, guidance.SCHEDULE, prediction="x0")
+
+
 def test_parse_prompt_recovers_every_caption_the_data_set_writes():
     from chapter13.captions import TEMPLATES, attribute_combinations, caption_for
 
