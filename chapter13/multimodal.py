@@ -39,6 +39,7 @@ from chapter13.captions import (
     normalize,
     zero_shot_prompts,
 )
+from chapter13.config import torch_threads
 from chapter13.train import TrainResult, fit
 
 DEFAULT_TEMPERATURE = 0.07
@@ -519,10 +520,7 @@ def train_clip(
         data = captioned_digits("train", copies=copies, seed=seed)
     tokenizer = Tokenizer(max_length=model.text_encoder.max_length)
     tensors = clip_training_tensors(data, tokenizer)
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return fit(
             model,
             clip_loss,
@@ -537,8 +535,6 @@ def train_clip(
             desc="tiny CLIP",
             **fit_kwargs,
         )
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --- zero-shot classification and retrieval -----------------------------------------------------------

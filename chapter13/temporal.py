@@ -57,7 +57,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chapter13.attention import SelfAttention2d, norm_groups
+from chapter13.config import torch_threads
 from chapter13.diffusion import NoiseSchedule, make_schedule, sample_ddim
+from chapter13.train import fit
 from chapter13.unet import ResBlock, SinusoidalTimeEmbedding
 
 __all__ = [
@@ -1101,26 +1103,6 @@ def sample_sounds(
     return sample_ddim(model, _schedule_of(model), shape, steps=steps, generator=gen, progress=progress)
 
 
-def _fit_single_thread(
-    model: nn.Module, loss_fn: Any, data: list[Tensor], threads: int | None, **kwargs: Any
-):
-    """``chapter13.train.fit`` with ``threads`` CPU threads for its duration (restored afterwards).
-
-    On the shared 2-core machine these models were built on, one thread ran a training step 5-10×
-    faster than PyTorch's default of two, whose workers wait on each other when other processes hold
-    the cores.
-    """
-    from chapter13.train import fit
-
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return fit(model, loss_fn, data, **kwargs)
-    finally:
-        torch.set_num_threads(previous)
-
-
 def inflate_from_image_model(video: VideoUNet, image: VideoUNet) -> VideoUNet:
     """Copy a per-frame model's weights into a joint model; its temporal layers keep their zero start.
 
@@ -1190,16 +1172,16 @@ def train_video(
     if not temporal:
         loss_cfg["temporal_weight"] = None
     cfg = {**VIDEO_TRAIN, **(train_kwargs or {}), **({"steps": steps} if steps is not None else {})}
-    result = _fit_single_thread(
-        model,
-        lambda m, batch: parameterised_loss(m, schedule, batch[0], **loss_cfg),
-        [clips],
-        threads,
-        seed=seed,
-        progress=progress,
-        desc="video (joint)" if temporal else "video (per frame)",
-        **cfg,
-    )
+    with torch_threads(threads):
+        result = fit(
+            model,
+            lambda m, batch: parameterised_loss(m, schedule, batch[0], **loss_cfg),
+            [clips],
+            seed=seed,
+            progress=progress,
+            desc="video (joint)" if temporal else "video (per frame)",
+            **cfg,
+        )
     return result.ema_model, result.seconds
 
 
@@ -1227,16 +1209,16 @@ def train_audio(
     schedule = model.schedule()
     loss_cfg = {**AUDIO_LOSS, **(loss_kwargs or {})}
     cfg = {**AUDIO_TRAIN, **(train_kwargs or {}), **({"steps": steps} if steps is not None else {})}
-    result = _fit_single_thread(
-        model,
-        lambda m, batch: parameterised_loss(m, schedule, batch[0], **loss_cfg),
-        [waves],
-        threads,
-        seed=seed,
-        progress=progress,
-        desc="audio",
-        **cfg,
-    )
+    with torch_threads(threads):
+        result = fit(
+            model,
+            lambda m, batch: parameterised_loss(m, schedule, batch[0], **loss_cfg),
+            [waves],
+            seed=seed,
+            progress=progress,
+            desc="audio",
+            **cfg,
+        )
     return result.ema_model, result.seconds
 
 

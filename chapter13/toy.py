@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chapter13.config import torch_threads
 from chapter13.diffusion import NoiseSchedule, diffusion_loss
 from chapter13.train import TrainResult, fit
 from chapter13.unet import SinusoidalTimeEmbedding
@@ -148,15 +149,11 @@ def train_toy(
     def loss_fn(m: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
         return diffusion_loss(m, schedule, batch[0], generator=g)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):  # a tiny MLP: one thread is fastest
         return fit(
             model, loss_fn, (data.float(),), steps=steps, batch_size=batch_size, lr=lr, warmup=100,
             ema_decay=0.995, seed=seed, device="cpu", progress=progress, desc="toy denoiser",
         )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
 
 
 def chamfer_distance(samples: Tensor, data: Tensor) -> tuple[float, float]:

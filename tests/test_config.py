@@ -86,3 +86,21 @@ def test_default_device(monkeypatch):
 def test_describe_mentions_mode_and_device():
     text = config.describe()
     assert "torch" in text and "mode" in text and "device" in text
+
+
+def test_torch_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with config.torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with config.torch_threads(None):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), config.torch_threads(1):
+            raise RuntimeError("restored also when the block raises")
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="at least 1"), config.torch_threads(0):
+            pass
+    finally:
+        torch.set_num_threads(before)

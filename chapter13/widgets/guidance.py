@@ -24,9 +24,8 @@ per update instead of 0.12 s; 44 s was seen in the browser on the loaded 2-core 
 
 from __future__ import annotations
 
-import contextlib
 import html
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import matplotlib.pyplot as plt
@@ -35,6 +34,7 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from chapter13.captions import caption_for, default_caption
+from chapter13.config import torch_threads
 from chapter13.guidance import TextToImageUNet, generate, parse_prompt
 
 SCALE_RANGE = (0.0, 10.0)
@@ -61,24 +61,6 @@ def example_prompts() -> list[str]:
 def prompt_digit(prompt: str) -> int | None:
     """The digit a prompt names (numeral or word), or None: "a thin seven" → 7."""
     return parse_prompt(prompt)["digit"]
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)``, then restore the previous setting.
-
-    ``None`` leaves torch's setting alone. Affects CPU work only (a GPU model is unaffected).
-    """
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be at least 1 (or None to keep torch's setting), got {threads}")
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads is not None:
-            torch.set_num_threads(previous)
 
 
 @lru_cache(maxsize=16)
