@@ -39,26 +39,20 @@ def test_missing_browser_fails_when_required():
     assert "no Chromium executable at /nonexistent/chromium" in out and "required" in out, out
 
 
-def test_ci_runs_the_browser_test_as_required():
-    script = (ROOT / ".ci" / "run").read_text()
-    assert "set -euo pipefail" in script
-    assert "CH13_BROWSER_REQUIRED=1" in script and "make browser" in script
-    assert script.index("make test") < script.index("make browser")
-    assert "apt-get install -y --no-install-recommends chromium" in script
-
-
 def test_make_test_leaves_the_browser_test_out():
     makefile = (ROOT / "Makefile").read_text()
     unit = next(line for line in makefile.splitlines() if line.startswith("\t$(PY) -m pytest tests "))
     assert "--ignore=tests/browser" in unit
 
 
-def _fake_tools(folder: Path, uid: int) -> Path:
-    """``make``, ``apt-get``, ``sudo`` and ``id`` that only log what they were asked to do."""
+def _fake_tools(folder: Path, uid: int, failing: str = "") -> Path:
+    """``make``, ``apt-get``, ``sudo`` and ``id`` that only log what they were asked to do; the call
+    whose arguments equal ``failing`` (e.g. ``make test``) exits with status 2 after logging."""
     log = folder / "calls.log"
+    fail = f'[ "$0 $*" = "{folder}/{failing}" ] && exit 2; true'
     scripts = {
-        "make": f'echo "make $* CH13_BROWSER_REQUIRED=${{CH13_BROWSER_REQUIRED:-}}" >> {log}',
-        "apt-get": f'echo "apt-get $*" >> {log}',
+        "make": f'echo "make $* CH13_BROWSER_REQUIRED=${{CH13_BROWSER_REQUIRED:-}}" >> {log}; {fail}',
+        "apt-get": f'echo "apt-get $*" >> {log}; {fail}',
         "sudo": f'echo "sudo" >> {log}; "$@"',
         "id": f"echo {uid}",
     }
@@ -68,11 +62,11 @@ def _fake_tools(folder: Path, uid: int) -> Path:
     return log
 
 
-def _run_ci(tmp_path: Path, uid: int, chromium: str) -> list[str]:
-    log = _fake_tools(tmp_path, uid)
+def _run_ci(tmp_path: Path, uid: int, chromium: str, failing: str = "", status: int = 0) -> list[str]:
+    log = _fake_tools(tmp_path, uid, failing)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CH13_CHROMIUM": chromium, "HOME": str(tmp_path)}
     done = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == status, done.stdout + done.stderr
     return log.read_text().splitlines()
 
 
@@ -94,3 +88,14 @@ def test_ci_script_uses_sudo_only_when_not_root(tmp_path):
 def test_ci_script_leaves_an_installed_chromium_alone(tmp_path):
     calls = _run_ci(tmp_path, uid=0, chromium="/bin/sh")  # any executable stands for chromium
     assert calls == ["make test CH13_BROWSER_REQUIRED=", "make browser CH13_BROWSER_REQUIRED=1"], calls
+
+
+def test_ci_stops_when_make_test_fails(tmp_path):
+    calls = _run_ci(tmp_path, uid=0, chromium="/bin/sh", failing="make test", status=2)
+    assert calls == ["make test CH13_BROWSER_REQUIRED="], calls  # no browser run after a red make test
+
+
+def test_ci_fails_when_chromium_cannot_be_installed(tmp_path):
+    failing = "apt-get install -y --no-install-recommends chromium"
+    calls = _run_ci(tmp_path, uid=0, chromium="/nonexistent/chromium", failing=failing, status=2)
+    assert calls[-1] == failing and not any(c.startswith("make browser") for c in calls), calls
