@@ -1,4 +1,4 @@
-"""The animation player of the notebooks needs no network (runs without a browser)."""
+"""chapter13.plotting: the notebooks' animation player needs no network (no browser needed, so it runs in make test)."""
 
 import re
 
