@@ -103,8 +103,10 @@ _CELLS_JS = """
     const area = cell.node.querySelector('.jp-Cell-outputArea');
     const top = area ? Array.from(area.querySelectorAll(':scope > .jp-OutputArea-child > .jp-OutputArea-output')) : [];
     const rendered = top.filter(el => el.querySelector(':scope > .jupyter-widgets')).length;
-    // a widget the kernel closed (e.g. a finished tqdm bar with leave=False) leaves a hidden, empty output
-    const closed = top.filter(el => el.classList.contains('lm-mod-hidden') && !el.firstElementChild).length;
+    // a widget the kernel closed (e.g. a finished tqdm bar with leave=False) leaves a hidden, empty
+    // output; only outputs whose model is a widget view count (the i-th child shows the i-th output)
+    const closed = top.filter((el, i) => el.classList.contains('lm-mod-hidden') && !el.firstElementChild
+                                         && outputs[i] && outputs[i].modelId).length;
     const text = area ? area.innerText : '';
     return {index, type: model.cell_type, count: model.execution_count ?? null, source: source.slice(0, 300),
             outputs, renderedViews: rendered, closedViews: closed, outputText: text.slice(0, 20000)};

@@ -95,6 +95,7 @@ def test_notebook_runs_and_widgets_respond(
 
     path = f"notebooks/{notebook.name}"
     promise = PROMISES.get(notebook.name[:4])
+    assert promise is not None, f"add {notebook.name[:4]} to PROMISES (the widgets its notebook must show)"
     log_start = lab_server.log_size()
     page = browser_context.new_page()
     external: list[str] = []
@@ -134,17 +135,16 @@ def test_notebook_runs_and_widgets_respond(
         )
         for i in range(views.count()):
             screenshot(views.nth(i), screenshot_dir / f"widget-{i}.png")
-        if promise is not None:
-            assert rendered >= promise.min_views, (
-                f"{notebook.name} promises at least {promise.min_views} widgets, {rendered} are on the page"
-            )
-            for selector, least in promise.elements:
-                found = notebook_scope.locator(selector).count()
-                summary.setdefault("elements", {})[selector] = found
-                assert found >= least, f"{notebook.name} promises {least} x {selector!r}, found {found}"
+        assert rendered >= promise.min_views, (
+            f"{notebook.name} promises at least {promise.min_views} widgets, {rendered} are on the page"
+        )
+        for selector, least in promise.elements:
+            found = notebook_scope.locator(selector).count()
+            summary.setdefault("elements", {})[selector] = found
+            assert found >= least, f"{notebook.name} promises {least} x {selector!r}, found {found}"
 
         moves = []
-        for control_spec in promise.controls if promise else ():
+        for control_spec in promise.controls:
             control = find_control(notebook_scope, control_spec.kind, control_spec.label)
             root = widget_root(control)
             name = safe_name(f"{control_spec.kind}-{control_spec.label.strip('^$')}")
