@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from chapter13.exercises import as_number, not_attempted
 from chapter13.multimodal import contrastive_loss, recall_at_k
 
 RECALL_EXERCISE_SIMILARITY = torch.tensor(
@@ -25,31 +26,12 @@ RECALL_EXERCISE_SIMILARITY = torch.tensor(
 """Cosine similarities of 4 images (rows) with their 4 captions (columns); caption i belongs to image i."""
 
 
-def _not_attempted(answer: Any) -> bool:
-    if answer is None:
-        print("Not attempted yet: replace None with your answer and run the cell again.")
-        return True
-    return False
-
-
-def _number(answer: Any) -> float | None:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Expected a number, got {answer!r}.")
-        return None
-    if not math.isfinite(value):
-        print(f"Expected a finite number, got {value}.")
-        return None
-    return value
-
-
 def check_projection_parameters(answer: Any) -> bool:
     """Exercise 13.1.1: weights of ``MultimodalEncoder(visual_dim=128, text_dim=64, joint_dim=32)``
     with bias-free projection heads."""
-    if _not_attempted(answer):
+    if not_attempted(answer):
         return False
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return False
     expected = 128 * 32 + 64 * 32
@@ -67,7 +49,7 @@ def check_projection_parameters(answer: Any) -> bool:
 
 def check_contrastive_loss(fn: Callable[..., torch.Tensor] | None) -> bool:
     """Exercise 13.1.2: ``fn(image_emb, text_emb, temperature)`` must equal CLIP's symmetric loss."""
-    if _not_attempted(fn):
+    if not_attempted(fn):
         return False
     if not callable(fn):
         print(f"Expected a function fn(image_emb, text_emb, temperature), got {type(fn).__name__}.")
@@ -101,9 +83,9 @@ def check_contrastive_loss(fn: Callable[..., torch.Tensor] | None) -> bool:
 
 def check_high_temperature_loss(answer: Any, batch_size: int = 8) -> bool:
     """Exercise 13.1.3: the loss of a batch of ``batch_size`` pairs as tau -> infinity."""
-    if _not_attempted(answer):
+    if not_attempted(answer):
         return False
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return False
     expected = math.log(batch_size)
@@ -121,9 +103,9 @@ def check_high_temperature_loss(answer: Any, batch_size: int = 8) -> bool:
 
 def check_recall_at_1(answer: Any) -> bool:
     """Exercise 13.1.4: image->text Recall@1 of :data:`RECALL_EXERCISE_SIMILARITY`."""
-    if _not_attempted(answer):
+    if not_attempted(answer):
         return False
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return False
     expected = recall_at_k(RECALL_EXERCISE_SIMILARITY, torch.eye(4, dtype=torch.bool), ks=(1,))[1]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from chapter13.diffusion import NoiseSchedule
+from chapter13.exercises import as_number, not_attempted
 
 __all__ = [
     "check_ddpm_eta",
@@ -21,13 +22,6 @@ __all__ = [
     "check_snr_crossing",
     "snr_crossing",
 ]
-
-
-def _not_attempted(answer: object, what: str) -> bool:
-    if answer is None:
-        print(f"Not attempted yet: {what}")
-        return True
-    return False
 
 
 def _call(fn: Callable, *args: object) -> torch.Tensor | None:
@@ -40,7 +34,7 @@ def _call(fn: Callable, *args: object) -> torch.Tensor | None:
 
 def check_q_sample(my_q_sample: Callable | None) -> bool:
     """``my_q_sample(x0, t, noise, alpha_bars) -> x_t`` must implement DDPM eq. 4 for (B, C, H, W) x0."""
-    if _not_attempted(my_q_sample, "write my_q_sample(x0, t, noise, alpha_bars) and pass it in."):
+    if not_attempted(my_q_sample, "write my_q_sample(x0, t, noise, alpha_bars) and pass it in."):
         return False
     schedule = NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(13)
@@ -76,7 +70,7 @@ def snr_crossing(schedule: NoiseSchedule) -> int:
 
 def check_snr_crossing(answer: int | None, family: str = "cosine", T: int = 1000) -> bool:
     """``answer``: the first timestep t (0-based) at which the SNR of ``family`` falls below 1."""
-    if _not_attempted(answer, f"set the first t where the {family} schedule's SNR drops below 1."):
+    if not_attempted(answer, f"set the first t where the {family} schedule's SNR drops below 1."):
         return False
     schedule = NoiseSchedule.cosine(T) if family == "cosine" else getattr(NoiseSchedule, family)(T)
     truth = snr_crossing(schedule)
@@ -95,7 +89,7 @@ def check_snr_crossing(answer: int | None, family: str = "cosine", T: int = 1000
 
 def check_reverse_mean(my_reverse_mean: Callable | None) -> bool:
     """``my_reverse_mean(x_t, t, eps, betas, alpha_bars) -> μ_θ`` must implement DDPM eq. 11 (t an int)."""
-    if _not_attempted(my_reverse_mean, "write my_reverse_mean(x_t, t, eps, betas, alpha_bars)."):
+    if not_attempted(my_reverse_mean, "write my_reverse_mean(x_t, t, eps, betas, alpha_bars)."):
         return False
     schedule = NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(7)
@@ -121,12 +115,10 @@ def check_reverse_mean(my_reverse_mean: Callable | None) -> bool:
 
 def check_ddpm_eta(answer: float | None) -> bool:
     """``answer``: the η for which DDIM's σ_t (eq. 16) equals the DDPM posterior's sqrt(β̃_t)."""
-    if _not_attempted(answer, "set eta_ddpm to the η that turns DDIM into DDPM."):
+    if not_attempted(answer, "set eta_ddpm to the η that turns DDIM into DDPM."):
         return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Not quite: η is a number, got {answer!r}.")
+    value = as_number(answer)
+    if value is None:
         return False
     if math.isclose(value, 1.0):
         print("Correct: with η = 1, σ_t² = (1-ᾱ_{t-1})/(1-ᾱ_t) · (1-ᾱ_t/ᾱ_{t-1}) = β̃_t, DDPM's variance.")
@@ -140,7 +132,7 @@ def check_ddpm_eta(answer: float | None) -> bool:
 
 def check_respaced_beta(my_beta: Callable | None) -> bool:
     """``my_beta(alpha_bar_t, alpha_bar_prev) -> β'``: the variance of one jump t -> prev (respacing)."""
-    if _not_attempted(my_beta, "write my_beta(alpha_bar_t, alpha_bar_prev) for a jump of several steps."):
+    if not_attempted(my_beta, "write my_beta(alpha_bar_t, alpha_bar_prev) for a jump of several steps."):
         return False
     schedule = NoiseSchedule.linear(1000)
     ab = schedule.alpha_bars

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from chapter13.exercises import as_number, not_attempted
+
 
 def reference_guided(eps_u: torch.Tensor, eps_c: torch.Tensor, w: float) -> torch.Tensor:
     """Ho & Salimans (2022), eq. 6: ε̃ = (1 + w) ε_c − w ε_u."""
@@ -47,13 +49,10 @@ def check_guided_prediction(fn: Callable[[torch.Tensor, torch.Tensor, float], to
 
 def check_unconditional_w(answer: float | None) -> bool:
     """Which w of eq. 6 gives the unconditional prediction ε_u?"""
-    if answer is None:
-        print("Not attempted yet: set `w_unconditional` to the w for which eq. 6 returns ε_u.")
+    if not_attempted(answer, "set `w_unconditional` to the w for which eq. 6 returns ε_u."):
         return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Give a number, got {answer!r}.")
+    value = as_number(answer)
+    if value is None:
         return False
     if abs(value + 1.0) < 1e-9:
         print("Correct: w = -1, i.e. s = 0 in the package's convention.")
@@ -68,13 +67,10 @@ LATENT = 4 * 8 * 8
 
 def check_latent_ratio(answer: float | None) -> bool:
     """How many times more numbers a 1×28×28 image has than a 4×8×8 latent (784 / 256)?"""
-    if answer is None:
-        print("Not attempted yet: set `ratio` to (numbers per image) / (numbers per latent).")
+    if not_attempted(answer, "set `ratio` to (numbers per image) / (numbers per latent)."):
         return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Give a number, got {answer!r}.")
+    value = as_number(answer)
+    if value is None:
         return False
     want = PIXELS / LATENT
     if abs(value - want) < 0.01:

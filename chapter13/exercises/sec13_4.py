@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from chapter13.exercises import as_number, not_attempted
+
 
 def _reference_consistency(pred: torch.Tensor, target: torch.Tensor) -> float:
     e = (pred - target).double()
@@ -56,13 +58,10 @@ def check_consistency_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any] | Non
 
 def check_samples_per_period(answer: float | None) -> bool:
     """Exercise 13.4.2: how many samples does one period of C5 (523.25 Hz) last at 4000 Hz?"""
-    if answer is None:
-        print("not attempted yet: one period lasts 1 / f seconds; how many samples is that at 4000 Hz?")
+    if not_attempted(answer, "one period lasts 1 / f seconds; how many samples is that at 4000 Hz?"):
         return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"expected a number, got {answer!r}")
+    value = as_number(answer)
+    if value is None:
         return False
     want = 4000 / 523.25
     if math.isclose(value, want, rel_tol=0.01):
@@ -109,13 +108,10 @@ def check_dominant_frequency(fn: Callable[[np.ndarray, float], Any] | None) -> b
 def check_factorised_cost(answer: float | None) -> bool:
     """Exercise 13.4.0: how many times more multiply-adds per voxel does a 3×3×3 ``Conv3d`` (C -> C
     channels) cost than a 3×3 spatial convolution followed by a 3-tap temporal one?"""
-    if answer is None:
-        print("not attempted yet: count the kernel weights per output channel for each design")
+    if not_attempted(answer, "count the kernel weights per output channel for each design"):
         return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"expected a number, got {answer!r}")
+    value = as_number(answer)
+    if value is None:
         return False
     if math.isclose(value, 27 / 12, rel_tol=0.01):
         print("Correct: 27 C^2 against 9 C^2 + 3 C^2 = 12 C^2, 2.25 times as much.")
@@ -131,13 +127,10 @@ def check_factorised_cost(answer: float | None) -> bool:
 
 def check_reversed_warp_error(answer: float | None) -> bool:
     """Exercise 13.4.1b: the warping error of a real clip played backwards (to 3 decimals)."""
-    if answer is None:
-        print("not attempted yet: compute warp_error(real.flip(2)).mean()")
+    if not_attempted(answer, "compute warp_error(real.flip(2)).mean()"):
         return False
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"expected a number, got {answer!r}")
+    value = as_number(answer)
+    if value is None:
         return False
     if abs(value) < 5e-4:
         print(

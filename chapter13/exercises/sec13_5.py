@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chapter13 import neuro
+from chapter13.exercises import as_number, not_attempted
 
 __all__ = [
     "REFERENCE_CASES",
@@ -27,27 +28,8 @@ __all__ = [
 ]
 
 
-def _not_attempted(answer: Any, what: str) -> bool:
-    if answer is None:
-        print(f"Not attempted yet: {what}")
-        return True
-    return False
-
-
-def _number(answer: Any) -> float | None:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Expected a number, got {type(answer).__name__} {answer!r}.")
-        return None
-    if not math.isfinite(value):
-        print(f"Expected a finite number, got {value}.")
-        return None
-    return value
-
-
 def _close(answer: Any, want: float, tol: float, hint: str, unit: str = "") -> bool:
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return False
     if abs(value - want) <= tol:
@@ -60,7 +42,7 @@ def _close(answer: Any, want: float, tol: float, hint: str, unit: str = "") -> b
 def check_mle_sigma(answer: float | None) -> bool:
     """Exercise 1: the combined standard deviation of a visual cue (sigma 2) and an auditory cue
     (sigma 4) under maximum-likelihood combination."""
-    if _not_attempted(answer, "set `combined_sigma` to the combined standard deviation."):
+    if not_attempted(answer, "set `combined_sigma` to the combined standard deviation."):
         return False
     want = 1 / math.sqrt(1 / 2**2 + 1 / 4**2)
     return _close(answer, want, 0.01, "Add the precisions 1/sigma^2, then take 1/sqrt of the sum.")
@@ -69,7 +51,7 @@ def check_mle_sigma(answer: float | None) -> bool:
 def check_common_cause_threshold(answer: float | None) -> bool:
     """Exercise 2: with Körding's sigmas, p_common = 0.5 and x_a = 0, the visual measurement x_v
     (> 0) at which p(C=1 | x) falls to 0.5."""
-    if _not_attempted(answer, "set `threshold` to the x_v (degrees) where p(C=1 | x) = 0.5."):
+    if not_attempted(answer, "set `threshold` to the x_v (degrees) where p(C=1 | x) = 0.5."):
         return False
     from scipy.optimize import brentq
 
@@ -94,7 +76,7 @@ def check_common_cause_threshold(answer: float | None) -> bool:
 def check_mcgurk_settings(settings: dict | None) -> bool:
     """Exercise 3: an observer (sigma_a, sigma_v, p_common) that hears auditory "ba" + visual "ga"
     as "da" at least 85 % of the time while still hearing congruent "ba" as "ba" at least 90 %."""
-    if _not_attempted(settings, "set `settings = dict(sigma_a=..., sigma_v=..., p_common=...)`."):
+    if not_attempted(settings, "set `settings = dict(sigma_a=..., sigma_v=..., p_common=...)`."):
         return False
     try:
         args = {key: float(settings[key]) for key in ("sigma_a", "sigma_v", "p_common")}
@@ -116,7 +98,7 @@ def check_mcgurk_settings(settings: dict | None) -> bool:
 def check_flash_alone(answer: float | None) -> bool:
     """Exercise 4: probability that the flash-beep observer (sigma_v = 0.7, counts 1-4 equally
     likely a priori) reports one flash for one flash and no beep."""
-    if _not_attempted(answer, "set `p_one` to the probability of reporting 1 flash."):
+    if not_attempted(answer, "set `p_one` to the probability of reporting 1 flash."):
         return False
     from scipy.stats import norm
 
@@ -129,7 +111,7 @@ def check_flash_alone(answer: float | None) -> bool:
 def check_enhancement(answer: float | None) -> bool:
     """Exercise 5: the enhancement index of a neuron firing 30 spikes/s to the combined stimulus and
     12 and 8 spikes/s to vision and sound alone."""
-    if _not_attempted(answer, "set `enhancement` to the index in percent."):
+    if not_attempted(answer, "set `enhancement` to the index in percent."):
         return False
     return _close(answer, 150.0, 0.5, "Divide by the best unisensory response, not by their sum.", " %")
 
@@ -137,13 +119,13 @@ def check_enhancement(answer: float | None) -> bool:
 def check_lag_sign(answer: int | None) -> bool:
     """Exercise 6: the sign (+1 or -1) of the correlation detector's time-averaged lag output when
     the sound comes 100 ms before the flash."""
-    if _not_attempted(answer, "set `lag_sign` to +1 or -1."):
+    if not_attempted(answer, "set `lag_sign` to +1 or -1."):
         return False
     t = np.arange(0, 1.0, 1e-3)
     flash, click = np.zeros_like(t), np.zeros_like(t)
     flash[300], click[200] = 1e3, 1e3
     want = int(np.sign(neuro.correlation_detector(flash, click, 1e-3)["lag_mean"]))
-    value = _number(answer)
+    value = as_number(answer)
     if value is None:
         return False
     if int(np.sign(value)) == want:
@@ -156,7 +138,7 @@ def check_lag_sign(answer: int | None) -> bool:
 def check_receptive_field(answer: int | None) -> bool:
     """Exercise 7: the receptive field (pixels) of a unit after a fourth 3x3 convolution (stride
     1) added after the IT stage of :class:`chapter13.hierarchy.HierarchicalCNN`."""
-    if _not_attempted(answer, "set `rf_next` to the receptive-field size in pixels."):
+    if not_attempted(answer, "set `rf_next` to the receptive-field size in pixels."):
         return False
     return _close(
         answer, 20.0, 0.0, "After two poolings neighbouring IT units are 4 pixels apart: r + (k-1) j."
@@ -166,7 +148,7 @@ def check_receptive_field(answer: int | None) -> bool:
 def check_product_of_experts(combine: Callable | None) -> bool:
     """Exercise 8: ``combine(p_visual, p_auditory)`` returns the class probabilities of an ideal
     observer with conditionally independent cues and a flat class prior (each input ``(K,)``)."""
-    if _not_attempted(combine, "define `combine(p_visual, p_auditory)`."):
+    if not_attempted(combine, "define `combine(p_visual, p_auditory)`."):
         return False
     cases = [
         (np.array([0.7, 0.2, 0.1]), np.array([0.1, 0.6, 0.3])),

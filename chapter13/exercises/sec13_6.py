@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from chapter13.diffusion import timesteps
+from chapter13.exercises import as_number, not_attempted
 
 __all__ = [
     "check_ddim_grid",
@@ -24,29 +24,10 @@ __all__ = [
 ]
 
 
-def _not_attempted(answer: object, what: str) -> bool:
-    if answer is None:
-        print(f"Not attempted yet: {what}")
-        return True
-    return False
-
-
-def _as_float(answer: Any) -> float | None:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        print(f"Not quite: expected a number, got {type(answer).__name__} ({answer!r}).")
-        return None
-    if not math.isfinite(value):
-        print(f"Not quite: {value} is not a finite number.")
-        return None
-    return value
-
-
 def check_space_to_depth(my_patchify: Callable | None) -> bool:
     """``my_patchify(x: (B, 1, 28, 28)) -> (B, 4, 14, 14)``: channel ``2 i + j`` holds the pixels at
     row offset i and column offset j of every 2x2 patch (what ``F.pixel_unshuffle(x, 2)`` does)."""
-    if _not_attempted(my_patchify, "write my_patchify(x) with view/permute/reshape and pass it in."):
+    if not_attempted(my_patchify, "write my_patchify(x) with view/permute/reshape and pass it in."):
         return False
     x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
     try:
@@ -71,7 +52,7 @@ def check_space_to_depth(my_patchify: Callable | None) -> bool:
 
 def check_ddim_grid(answer: list[int] | None, T: int = 1000, steps: int = 10) -> bool:
     """``answer``: the DDIM timesteps visited with trailing spacing, T = 1000, 10 steps (descending)."""
-    if _not_attempted(answer, f"list the {steps} timesteps DDIM visits (trailing spacing, T={T})."):
+    if not_attempted(answer, f"list the {steps} timesteps DDIM visits (trailing spacing, T={T})."):
         return False
     expected = timesteps(T, steps, "trailing")
     try:
@@ -93,9 +74,9 @@ def check_ddim_grid(answer: list[int] | None, T: int = 1000, steps: int = 10) ->
 
 def check_normalised_entropy(answer: float | None) -> bool:
     """``answer``: the normalised class entropy of 256 samples of which 128 are 1s and 128 are 7s."""
-    if _not_attempted(answer, "compute H(p) / log 10 for the histogram with two classes of 128."):
+    if not_attempted(answer, "compute H(p) / log 10 for the histogram with two classes of 128."):
         return False
-    value = _as_float(answer)
+    value = as_number(answer)
     if value is None:
         return False
     expected = math.log(2) / math.log(10)
@@ -111,9 +92,9 @@ def check_normalised_entropy(answer: float | None) -> bool:
 
 def check_frechet_1d(answer: float | None) -> bool:
     """``answer``: the Fréchet distance between N(0, 1) and N(2, 4) (variance 4)."""
-    if _not_attempted(answer, "compute (mu1 - mu2)^2 + s1^2 + s2^2 - 2 s1 s2 for N(0, 1) and N(2, 4)."):
+    if not_attempted(answer, "compute (mu1 - mu2)^2 + s1^2 + s2^2 - 2 s1 s2 for N(0, 1) and N(2, 4)."):
         return False
-    value = _as_float(answer)
+    value = as_number(answer)
     if value is None:
         return False
     expected = (0 - 2) ** 2 + 1 + 4 - 2 * math.sqrt(1 * 4)
@@ -131,9 +112,9 @@ def check_frechet_1d(answer: float | None) -> bool:
 
 def check_ema_window(answer: float | None, decay: float = 0.999) -> bool:
     """``answer``: roughly how many recent training steps an EMA with ``decay`` averages over."""
-    if _not_attempted(answer, f"estimate the averaging window of an EMA with decay {decay}."):
+    if not_attempted(answer, f"estimate the averaging window of an EMA with decay {decay}."):
         return False
-    value = _as_float(answer)
+    value = as_number(answer)
     if value is None:
         return False
     expected = 1 / (1 - decay)
