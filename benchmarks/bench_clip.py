@@ -84,7 +84,8 @@ def main() -> None:
     t = info["train_seconds"]
     row("recorded training wall time", f"{t:.0f} s", "<= 180 s", "yes" if t <= 180 else "NO")
     row("  (CPU time of that run, 1 thread)", f"{q.get('train_cpu_seconds', float('nan')):.0f} s")
-    row("  (load average when it started)", f"{q.get('load_average_at_start', float('nan')):.1f}")
+    load = q.get("load_average_before", q.get("load_average_at_start", float("nan")))  # older entries
+    row("  (load average when it started)", f"{load:.1f}")
 
     start = time.perf_counter()
     quality = evaluate_clip(model)

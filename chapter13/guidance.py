@@ -848,6 +848,7 @@ def train_text2image(
     """
     from chapter13.captions import captioned_digits
     from chapter13.config import seed_everything
+    from chapter13.train import RunRecord
 
     settings = {**TEXT2IMAGE_TRAINING, **overrides}
     if steps is not None:
@@ -855,7 +856,7 @@ def train_text2image(
     seed_everything(settings["seed"])
     data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
     model = new_text_to_image()
-    with _RunRecord() as record:
+    with RunRecord() as record:
         result = train_text_to_image(
             model,
             data.images,
@@ -869,7 +870,7 @@ def train_text2image(
             progress=progress,
             desc=TEXT2IMAGE_NAME,
         )
-    return result.ema_model.eval(), {**record.info, "train_seconds": result.seconds, "settings": settings}
+    return result.ema_model.eval(), {"record": record, "train_seconds": result.seconds, "settings": settings}
 
 
 def save_text_to_image(name: str, model: TextToImageUNet, run: dict[str, Any], notes: str) -> dict[str, Any]:
@@ -877,12 +878,7 @@ def save_text_to_image(name: str, model: TextToImageUNet, run: dict[str, Any], n
     from chapter13 import checkpoints
 
     quality = _quality(model)
-    quality.update(
-        train_cpu_seconds=round(run["cpu_seconds"], 1),
-        load_average_before=run["load_before"],
-        load_average_after=run["load_after"],
-        torch_threads=run["threads"],
-    )
+    quality.update(run["record"].quality_fields())
     checkpoints.save(
         name,
         model,
@@ -904,28 +900,6 @@ def build_text2image_digits() -> TextToImageUNet:
     model, run = train_text2image()
     save_text_to_image(TEXT2IMAGE_NAME, model, run, "pixel space; frozen clip-digits text tower")
     return model
-
-
-class _RunRecord:
-    """Context manager recording CPU seconds of this process, threads and the load average."""
-
-    def __enter__(self) -> _RunRecord:
-        import os
-        import time
-
-        self.info: dict[str, Any] = {
-            "load_before": round(os.getloadavg()[0], 2),
-            "threads": torch.get_num_threads(),
-        }
-        self._cpu = time.process_time()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import os
-        import time
-
-        self.info["cpu_seconds"] = time.process_time() - self._cpu
-        self.info["load_after"] = round(os.getloadavg()[0], 2)
 
 
 def _quality(model: TextToImageUNet) -> dict[str, Any]:

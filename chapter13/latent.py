@@ -251,7 +251,7 @@ def train_autoencoder(
     """
     from chapter13.captions import captioned_digits
     from chapter13.config import seed_everything
-    from chapter13.train import fit
+    from chapter13.train import RunRecord, fit
 
     settings = {**AUTOENCODER_TRAINING, **overrides}
     if steps is not None:
@@ -260,9 +260,7 @@ def train_autoencoder(
     images = captioned_digits("train", copies=settings["copies"], seed=settings["seed"]).images
     vae = VAE(**AUTOENCODER_CONFIG)
     generator = torch.Generator().manual_seed(settings["seed"] + 1)
-    from chapter13.guidance import _RunRecord
-
-    with _RunRecord() as record:
+    with RunRecord() as record:
         result = fit(
             vae,
             lambda m, batch: vae_loss(m, batch[0], settings["kl_weight"], generator),
@@ -281,10 +279,7 @@ def train_autoencoder(
     quality.update(
         latent_shift=round(shift, 5),
         latent_scale=round(scale, 5),
-        train_cpu_seconds=round(record.info["cpu_seconds"], 1),
-        load_average_before=record.info["load_before"],
-        load_average_after=record.info["load_after"],
-        torch_threads=record.info["threads"],
+        **record.quality_fields(),
     )
     return vae, quality, result.seconds
 
@@ -448,7 +443,8 @@ def train_latent_text2image(
     from chapter13 import checkpoints
     from chapter13.captions import captioned_digits
     from chapter13.config import seed_everything
-    from chapter13.guidance import _RunRecord, train_text_to_image
+    from chapter13.guidance import train_text_to_image
+    from chapter13.train import RunRecord
 
     settings = {**LATENT_TRAINING, **overrides}
     if steps is not None:
@@ -458,7 +454,7 @@ def train_latent_text2image(
     data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
     latents = torch.cat([vae.images_to_latents(data.images[i : i + 500]) for i in range(0, len(data), 500)])
     model = new_latent_text_to_image(vae)
-    with _RunRecord() as record:
+    with RunRecord() as record:
         result = train_text_to_image(
             model,
             latents,
@@ -472,7 +468,7 @@ def train_latent_text2image(
             progress=progress,
             desc=LATENT_NAME,
         )
-    return result.ema_model.eval(), {**record.info, "train_seconds": result.seconds, "settings": settings}
+    return result.ema_model.eval(), {"record": record, "train_seconds": result.seconds, "settings": settings}
 
 
 def build_latent_text2image_digits() -> LatentTextToImage:

@@ -40,7 +40,7 @@ from chapter13.captions import (
     zero_shot_prompts,
 )
 from chapter13.config import torch_threads
-from chapter13.train import TrainResult, fit
+from chapter13.train import RunRecord, TrainResult, fit
 
 DEFAULT_TEMPERATURE = 0.07
 """CLIP's initial temperature: the log logit scale starts at log(1/0.07) ~ 2.659."""
@@ -733,30 +733,22 @@ def build_clip_digits(progress: bool = True) -> tuple[TinyCLIP, dict[str, Any]]:
     :func:`evaluate_clip` and writes the checkpoint and its manifest entry with
     ``chapter13.checkpoints.save``. Returns (model, quality).
     """
-    import os
-    import time
-
     from chapter13 import checkpoints
     from chapter13.config import default_device, seed_everything
 
     seed_everything(CLIP_DIGITS_TRAINING["seed"])
     model = TinyCLIP(**CLIP_DIGITS_CONFIG)
     device = default_device()
-    load_before = os.getloadavg()[0]
-    cpu_start = time.process_time()
-    result = train_clip(
-        model,
-        **CLIP_DIGITS_TRAINING,
-        threads=1 if device.type == "cpu" else None,
-        progress=progress,
-        device=device,
-    )
-    cpu_seconds = time.process_time() - cpu_start
+    with RunRecord() as run:
+        result = train_clip(
+            model,
+            **CLIP_DIGITS_TRAINING,
+            threads=1 if device.type == "cpu" else None,
+            progress=progress,
+            device=device,
+        )
     final = result.ema_model.cpu().eval()
-    quality = evaluate_clip(final)
-    quality["train_cpu_seconds"] = round(cpu_seconds, 1)
-    quality["load_average_at_start"] = round(load_before, 2)
-    quality["device"] = str(device)
+    quality = {**evaluate_clip(final), **run.quality_fields(), "device": str(device)}
     checkpoints.save(
         "clip-digits",
         final,
@@ -766,8 +758,8 @@ def build_clip_digits(progress: bool = True) -> tuple[TinyCLIP, dict[str, Any]]:
         notes=(
             f"EMA weights after {CLIP_DIGITS_TRAINING['steps']} steps of batch "
             f"{CLIP_DIGITS_TRAINING['batch_size']} on captioned_digits('train', copies="
-            f"{CLIP_DIGITS_TRAINING['copies']}); wall time taken on a shared 2-core CPU (load average "
-            "at start in quality)."
+            f"{CLIP_DIGITS_TRAINING['copies']}); wall time taken on a shared 2-core CPU (load averages "
+            "in quality)."
         ),
     )
     return final, quality

@@ -48,7 +48,6 @@ network with time mixing off) and ``audio-tones``.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,7 +58,7 @@ from torch import Tensor, nn
 from chapter13.attention import SelfAttention2d, norm_groups
 from chapter13.config import torch_threads
 from chapter13.diffusion import NoiseSchedule, make_schedule, sample_ddim
-from chapter13.train import fit
+from chapter13.train import RunRecord, fit
 from chapter13.unet import ResBlock, SinusoidalTimeEmbedding
 
 __all__ = [
@@ -1242,12 +1241,6 @@ def evaluate_audio(model: nn.Module, n: int = 128, steps: int = 50, seed: int = 
     }
 
 
-def _load_note() -> str:
-    import os
-
-    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-
-
 def video_quality(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1) -> dict[str, Any]:
     """The figures a video checkpoint records: :func:`evaluate_video` of its samples beside the same
     measures of ``n`` real clips of test digits (``moving_digits(n, split="test", seed=12345)``)."""
@@ -1267,14 +1260,12 @@ def video_quality(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1)
 def _build_video(name: str, temporal: bool) -> VideoUNet:
     from chapter13.checkpoints import save
 
-    load = _load_note()
-    cpu = time.process_time()
-    model, seconds = train_video(temporal=temporal)
-    cpu = time.process_time() - cpu
-    quality = {**video_quality(model), "train_cpu_seconds": round(cpu, 1)}
+    with RunRecord() as run:
+        model, seconds = train_video(temporal=temporal)
+    quality = {**video_quality(model), **run.quality_fields()}
     notes = (
         f"EMA weights; {'joint' if temporal else 'per-frame (temporal=False)'}; data {VIDEO_DATA}; "
-        f"training {VIDEO_TRAIN}, loss {VIDEO_LOSS}, 1 CPU thread, wall time at {load} at the start"
+        f"training {VIDEO_TRAIN}, loss {VIDEO_LOSS}, 1 CPU thread (load averages in quality)"
     )
     save(name, model, model.config, train_seconds=seconds, quality=quality, notes=notes)
     return model
@@ -1294,11 +1285,9 @@ def build_audio_tones() -> AudioDiffusion:
     """Recipe of checkpoint ``audio-tones``."""
     from chapter13.checkpoints import save
 
-    load = _load_note()
-    cpu = time.process_time()
-    model, seconds = train_audio()
-    cpu = time.process_time() - cpu
-    notes = f"EMA weights; data {AUDIO_DATA}; training {AUDIO_TRAIN}, loss {AUDIO_LOSS}, 1 CPU thread, wall time at {load} at the start"
-    quality = {**evaluate_audio(model), "train_cpu_seconds": round(cpu, 1)}
+    with RunRecord() as run:
+        model, seconds = train_audio()
+    notes = f"EMA weights; data {AUDIO_DATA}; training {AUDIO_TRAIN}, loss {AUDIO_LOSS}, 1 CPU thread (load averages in quality)"
+    quality = {**evaluate_audio(model), **run.quality_fields()}
     save("audio-tones", model, model.config, train_seconds=seconds, quality=quality, notes=notes)
     return model

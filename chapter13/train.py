@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -221,6 +222,37 @@ def fit(
     model.eval()
     ema_model = ema.model if ema is not None else model
     return TrainResult(model=model, ema_model=ema_model.eval(), losses=losses, seconds=seconds, steps=steps)
+
+
+class RunRecord:
+    """Context manager around a checkpoint's training run: CPU seconds of this process, torch's
+    thread count and the load average before and after, the context a wall time needs.
+
+        with RunRecord() as run:
+            result = fit(...)
+        quality.update(run.quality_fields())
+    """
+
+    def __enter__(self) -> RunRecord:
+        self.info: dict[str, Any] = {
+            "load_before": round(os.getloadavg()[0], 2),
+            "threads": torch.get_num_threads(),
+        }
+        self._cpu = time.process_time()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.info["cpu_seconds"] = time.process_time() - self._cpu
+        self.info["load_after"] = round(os.getloadavg()[0], 2)
+
+    def quality_fields(self) -> dict[str, float | int]:
+        """The entries a checkpoint's manifest ``quality`` records about the run."""
+        return {
+            "train_cpu_seconds": round(self.info["cpu_seconds"], 1),
+            "load_average_before": self.info["load_before"],
+            "load_average_after": self.info["load_after"],
+            "torch_threads": self.info["threads"],
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

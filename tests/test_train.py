@@ -157,3 +157,13 @@ def test_fit_trains_when_the_caller_switched_gradients_off():
         switched_off = fit(nn.Linear(3, 1), _mse, (x, y), steps=20, progress=False, device="cpu")
     assert switched_off.losses == free.losses
     assert torch.equal(switched_off.model.weight, free.model.weight)
+
+
+def test_run_record_fields():
+    from chapter13.train import RunRecord
+
+    with RunRecord() as run:
+        sum(i * i for i in range(100_000))
+    fields = run.quality_fields()
+    assert set(fields) == {"train_cpu_seconds", "load_average_before", "load_average_after", "torch_threads"}
+    assert fields["train_cpu_seconds"] >= 0 and fields["torch_threads"] == torch.get_num_threads()
