@@ -59,6 +59,10 @@ def test_figure_is_what_the_view_shows(digits):
     fig = gallery.gallery_figure(x, y, 7, n=4, page=1)
     text = fig.axes[0].get_title()
     assert text == "digit 7: 6 examples, page 1"
+    view = gallery.GalleryView(n=4)
+    view.update(x, y, 7, page=1)  # the last two sevens and two white cells
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), view.image.get_array())
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array()[2:30, 2:30], (47 / 60 + 1) / 2, atol=1e-6)
 
 
 def test_browser_page_and_digit_controls_change_the_image(digits):

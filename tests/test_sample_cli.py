@@ -112,3 +112,15 @@ def test_module_entry_point(tmp_path, monkeypatch, capsys):
         runpy.run_module("chapter13.sample", run_name="__main__", alter_sys=True)
     assert exit_info.value.code == 0, capsys.readouterr().err
     assert out.exists() and Image.open(out).size == (2 * 30 + 2, 2 * 30 + 2)
+
+
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # imported above, as -m does not
+def test_module_entry_point_reports_a_bad_request(monkeypatch, capsys):
+    """An error raised inside a checkpoint's sampler reaches ``python -m chapter13.sample`` as a
+    one-line message and exit status 2, not a traceback (the ``__main__`` module-identity fix)."""
+    argv = ["chapter13.sample", "text2image-digits", "--prompt", "a purple 3", "--n", "1", "--steps", "2"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out", "unused.pt"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("chapter13.sample", run_name="__main__", alter_sys=True)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "purple" in err and "Traceback" not in err, err
