@@ -26,9 +26,8 @@ from chapter13.multimodal import (
     CLIP_DIGITS_CONFIG,
     CLIP_DIGITS_TRAINING,
     TinyCLIP,
+    caption_similarity,
     digit_prompts,
-    embed_images,
-    embed_texts,
     evaluate_clip,
     load_clip,
     train_clip,
@@ -51,7 +50,7 @@ def widget_timing(model: TinyCLIP) -> tuple[list[float], list[float]]:
     matplotlib.use("Agg")
     test = captioned_digits("test")
     show = test.subset([int((test.labels == d).nonzero()[0]) for d in range(8)])
-    sim = embed_images(model, show.images) @ embed_texts(model, show.captions).T
+    sim = caption_similarity(model, show)
     labels = [textwrap.shorten(c, 30, placeholder="…") for c in show.captions]
     view = TemperatureView(sim, labels)
     fig = temperature_figure(sim, 0.07, labels)

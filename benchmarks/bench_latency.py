@@ -196,7 +196,7 @@ def case_temperature(n: int) -> list[Case]:
         test = captioned_digits("test")
         show = test.subset([int((test.labels == d).nonzero()[0]) for d in range(8)])
         labels = [textwrap.shorten(c, 28, placeholder="…") for c in show.captions]
-        similarity = mm.embed_images(clip, show.images) @ mm.embed_texts(clip, show.captions).T
+        similarity = mm.caption_similarity(clip, show)
         with plt.ioff():
             fig = temperature_figure(similarity, 0.07, labels)
         pure = lambda v: temperature_figure(similarity, v, labels, fig=fig)

@@ -573,6 +573,13 @@ def embed_texts(
     return emb
 
 
+def caption_similarity(model: TinyCLIP, data: Any) -> torch.Tensor:
+    """Cosine similarity of every image of ``data`` with every caption of ``data`` (anything with
+    ``images`` (N, 1, 28, 28) and ``captions``, e.g. ``captioned_digits``): (N, N), the matched
+    pairs on the diagonal."""
+    return embed_images(model, data.images) @ embed_texts(model, data.captions).T
+
+
 @torch.no_grad()
 def class_embeddings(
     model: TinyCLIP, prompts: Sequence[Sequence[str]], tokenizer: Tokenizer | None = None

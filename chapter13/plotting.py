@@ -79,6 +79,14 @@ def animate_frames(
     return anim
 
 
+def animate_clips(clips: torch.Tensor, nrow: int = 8, interval: int = 150) -> animation.FuncAnimation:
+    """Video clips (B, C, F, H, W) as one animation: a grid of the B clips, one animation frame per
+    video frame (:func:`animate_frames`)."""
+    if clips.dim() != 5:
+        raise ValueError(f"clips must have shape (B, C, F, H, W), got {tuple(clips.shape)}")
+    return animate_frames([clips[:, :, f] for f in range(clips.shape[2])], nrow=nrow, interval=interval)
+
+
 _PLAYER_GLYPHS = {
     "fa-minus": "&minus;",
     "fa-fast-backward": "|&#9664;&#9664;",

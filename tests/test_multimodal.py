@@ -436,3 +436,15 @@ def test_temperature_view_renders_png():
     assert image.value != before  # moving the slider redraws the picture
     with pytest.raises(ValueError, match="labels"):
         TemperatureView(s, labels=["a"])
+
+
+def test_caption_similarity_is_the_cosine_matrix_of_the_pairs():
+    from chapter13.captions import captioned_digits
+
+    torch.manual_seed(0)
+    model = M.TinyCLIP()
+    data = captioned_digits("test").subset(list(range(5)))
+    sim = M.caption_similarity(model, data)
+    assert sim.shape == (5, 5)
+    expected = M.similarity_matrix(M.embed_images(model, data.images), M.embed_texts(model, data.captions))
+    torch.testing.assert_close(sim, expected, rtol=1e-5, atol=1e-6)

@@ -19,3 +19,15 @@ def test_animation_html_has_no_cdn_link_and_text_buttons():
     assert html.count("&#9654;") >= 3 and "&#9664;" in html  # play / step / fast forward, reverse
     # the frames themselves are still embedded
     assert html.count("data:image/png;base64") == plain.count("data:image/png;base64") > 0
+
+
+def test_animate_clips_has_one_frame_per_video_frame():
+    import pytest
+
+    from chapter13.plotting import animate_clips
+
+    clips = torch.linspace(-1, 1, 5).view(1, 1, 5, 1, 1).expand(3, 1, 5, 4, 4).clone()  # (B, C, F, H, W)
+    html = animation_html(animate_clips(clips, nrow=3))
+    assert html.count("data:image/png;base64") == 5
+    with pytest.raises(ValueError, match=r"\(B, C, F, H, W\)"):
+        animate_clips(clips[:, :, 0])  # a batch of images is not a batch of clips
