@@ -787,6 +787,19 @@ class _ResBlock1d(nn.Module):
         return self.skip(x) + h
 
 
+def fold_patches(x: Tensor, p: int) -> Tensor:
+    """(B, C, L) -> (B, C·p, L/p): sample j·p + i of channel c goes to channel c·p + i, position j
+    (space-to-depth for waveforms; the inverse is :func:`unfold_patches`)."""
+    b, c, length = x.shape
+    return x.reshape(b, c, length // p, p).transpose(2, 3).reshape(b, c * p, length // p)
+
+
+def unfold_patches(h: Tensor, p: int) -> Tensor:
+    """(B, C·p, L/p) -> (B, C, L), the inverse of :func:`fold_patches`."""
+    b, cp, n = h.shape
+    return h.reshape(b, cp // p, p, n).transpose(2, 3).reshape(b, cp // p, n * p)
+
+
 class AudioDiffusion(_Parameterised):
     """ε-prediction 1-D U-Net over raw waveforms.
 
@@ -921,10 +934,7 @@ class AudioDiffusion(_Parameterised):
         """The network's raw output (ε̂ or v̂) for noisy waveforms ``x``: (B, C, L), ``t``: (B,) long."""
         self.check_input(x)
         emb = self.time_embed(_check_t(t, x.shape[0], x.device))
-        b, c, length = x.shape
-        p = self.patch
-        # (B, C, L) -> (B, C·p, L/p): sample j·p + i of channel c goes to channel c·p + i, position j
-        h = self.init_conv(x.reshape(b, c, length // p, p).transpose(2, 3).reshape(b, c * p, length // p))
+        h = self.init_conv(fold_patches(x, self.patch))
         hs = [h]
         for level, blocks in enumerate(self.down):
             for block in blocks:
@@ -943,7 +953,7 @@ class AudioDiffusion(_Parameterised):
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, size=hs[-1].shape[-1], mode="nearest"))
         out = self.out_conv(F.silu(self.out_norm(h)))  # (B, C·p, L/p)
-        return out.reshape(b, c, p, length // p).transpose(2, 3).reshape(b, c, length)
+        return unfold_patches(out, self.patch)
 
 
 # --------------------------------------------------------------------------------------------------

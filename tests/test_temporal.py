@@ -129,16 +129,23 @@ def test_audio_diffusion_keeps_the_shape(patch):
 
 
 def test_audio_patching_is_a_pure_reshape():
-    """With patch=p, the prediction for sample i depends on the samples of its own patch through the
-    first layer exactly as if they were channels: check that moving one sample changes only outputs
-    (after a randomised model) and that the reshape round-trips by feeding an identity-like model."""
-    model = AudioDiffusion(patch=4, **SMALL_AUDIO)
+    """With patch=p the U-Net sees (B, C·p, L/p): sample j·p + i of channel c in channel c·p + i at
+    position j, and the output is unfolded the same way back."""
+    from chapter13.temporal import fold_patches, unfold_patches
+
     b, length, p = 2, 64, 4
-    x = torch.arange(b * length, dtype=torch.float32).reshape(b, 1, length)
-    folded = x.reshape(b, 1, length // p, p).transpose(2, 3).reshape(b, p, length // p)
-    # channel i of position j holds sample j*p + i
-    assert folded[0, 1, 2] == x[0, 0, 2 * p + 1]
-    assert model(x, torch.tensor([1, 2])).shape == x.shape
+    x = torch.arange(b * 2 * length, dtype=torch.float32).reshape(b, 2, length)
+    folded = fold_patches(x, p)
+    assert folded.shape == (b, 2 * p, length // p)
+    assert folded[0, 1, 2] == x[0, 0, 2 * p + 1] and folded[1, p + 3, 5] == x[1, 1, 5 * p + 3]
+    assert torch.equal(unfold_patches(folded, p), x)
+    # the model uses exactly these: its first layer sees the folded input, its output is unfolded
+    model = AudioDiffusion(patch=p, **SMALL_AUDIO)
+    seen = []
+    model.init_conv.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    wave = torch.randn(b, 1, length)
+    model(wave, torch.tensor([1, 2]))
+    assert torch.equal(seen[0], fold_patches(wave, p))
 
 
 def test_audio_bad_input_is_explained():
