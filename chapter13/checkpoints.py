@@ -1,85 +1,47 @@
-"""Shipped pretrained checkpoints: registry, checksums, safe loading and atomic saving.
+"""Shipped pretrained checkpoints: storage only (save, load, verify).
 
-Every checkpoint in ``data/checkpoints/`` is listed in ``manifest.json`` with its SHA-256, the class
-that rebuilds the model (``builder``) and its constructor arguments (``config``), the command that
-retrains it, how long that took and the quality it reached. Loading verifies the checksum and uses
-``torch.load(..., weights_only=True)``, so a checkpoint can never run code.
+Every checkpoint in ``data/checkpoints/`` is listed in ``manifest.json`` with its SHA-256, the name of
+its model class (``model``) and constructor arguments (``config``), the command that retrains it,
+how long that took and the quality it reached. Which class rebuilds a name is the registry's answer
+(``chapter13.recipes``), never the manifest's: the manifest's ``model`` is only checked against it.
+Loading verifies the checksum and uses ``torch.load(..., weights_only=True)``, so a checkpoint can
+never run code.
 
     model = load_model("codelab-mnist")          # ready, in eval mode
-    python -m chapter13.train codelab-mnist      # rebuild it (see ``chapter13.train``)
+    python -m chapter13.train codelab-mnist      # rebuild it (``chapter13.recipes``)
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import importlib
 import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from chapter13 import recipes
 from chapter13.config import CHECKPOINT_DIR
+from chapter13.cost import parameter_count
+from chapter13.recipes import rebuild_command
 
+try:  # POSIX; on Windows the lock falls back to msvcrt
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+    import msvcrt
 
-@dataclass(frozen=True)
-class Recipe:
-    """How a named checkpoint is made: ``recipe`` is ``"module:function"`` that trains and saves it."""
-
-    recipe: str
-    description: str
-
-
-REGISTRY: dict[str, Recipe] = {
-    "digit-classifier": Recipe(
-        "chapter13.evaluate:build_digit_classifier", "CNN digit classifier behind the sample metrics"
-    ),
-    "codelab-mnist": Recipe(
-        "chapter13.codelab:build_codelab_mnist", "13.6 unconditional MNIST diffusion U-Net"
-    ),
-    "clip-digits": Recipe("chapter13.multimodal:build_clip_digits", "13.1 tiny CLIP on captioned digits"),
-    "text2image-digits": Recipe(
-        "chapter13.guidance:build_text2image_digits", "13.3 text-conditioned pixel diffusion"
-    ),
-    "autoencoder-digits": Recipe(
-        "chapter13.latent:build_autoencoder_digits", "13.3 VAE to a 4-channel latent"
-    ),
-    "latent-text2image-digits": Recipe(
-        "chapter13.latent:build_latent_text2image_digits", "13.3 latent text-to-image diffusion"
-    ),
-    "video-digits": Recipe(
-        "chapter13.temporal:build_video_digits", "13.4 spatio-temporal denoiser on moving digits"
-    ),
-    "video-digits-frames": Recipe(
-        "chapter13.temporal:build_video_digits_frames",
-        "13.4 the same denoiser with time mixing off (per-frame baseline)",
-    ),
-    "audio-tones": Recipe("chapter13.temporal:build_audio_tones", "13.4 1-D U-Net on tones"),
-    "hierarchy-digits": Recipe(
-        "chapter13.hierarchy:build_hierarchy_digits", "13.5 hierarchical CNN (V1 -> IT)"
-    ),
-    "av-fusion-digits": Recipe(
-        "chapter13.hierarchy:build_av_fusion_digits", "13.5 two-stream audio-visual fusion"
-    ),
-}
 
 MANIFEST_NAME = "manifest.json"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is unknown, missing, corrupt or does not fit its model."""
-
-
-def rebuild_command(name: str) -> str:
-    """The shell command that retrains and rewrites checkpoint ``name``."""
-    return f"python -m chapter13.train {name}"
 
 
 def _manifest_path(directory: Path | None = None) -> Path:
@@ -127,16 +89,25 @@ def _locked_manifest(directory: Path):
     """Hold an exclusive lock while the manifest is read, changed and written back."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".manifest.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:  # pragma: no cover - Windows
+            msvcrt.locking(lock.fileno(), msvcrt.LK_LOCK, 1)
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+            else:  # pragma: no cover - Windows
+                msvcrt.locking(lock.fileno(), msvcrt.LK_UNLCK, 1)
 
 
-def _class_path(model: nn.Module) -> str:
-    cls = type(model)
-    return f"{cls.__module__}:{cls.__qualname__}"
+def _check_name(name: str) -> None:
+    if name not in recipes.FAMILIES:
+        known = ", ".join(sorted(recipes.FAMILIES))
+        raise CheckpointError(
+            f"unknown checkpoint {name!r}; known checkpoints: {known} (register new ones in chapter13.recipes)"
+        )
 
 
 def save(
@@ -154,8 +125,7 @@ def save(
     ``config`` must rebuild the model: ``type(model)(**config)``. ``quality`` holds the figures the
     model reached (measured by ``chapter13.evaluate`` or the section's own metric).
     """
-    if name not in REGISTRY:
-        raise CheckpointError(f"unknown checkpoint {name!r}; add it to chapter13.checkpoints.REGISTRY")
+    _check_name(name)
     directory = Path(directory or CHECKPOINT_DIR)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = directory / f"{name}.pt"
@@ -166,9 +136,9 @@ def save(
             "file": path.name,
             "sha256": sha256_of(path),
             "bytes": path.stat().st_size,
-            "builder": _class_path(model),
+            "model": type(model).__name__,
             "config": config,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": parameter_count(model),
             "rebuild": rebuild_command(name),
             "train_seconds": round(float(train_seconds), 1),
             "quality": quality,
@@ -185,9 +155,7 @@ def save(
 
 def entry(name: str, directory: Path | None = None) -> dict[str, Any]:
     """The manifest entry of ``name``; a clear error if it is unknown or was never built."""
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise CheckpointError(f"unknown checkpoint {name!r}; known checkpoints: {known}")
+    _check_name(name)
     manifest = read_manifest(directory)
     if name not in manifest:
         raise CheckpointError(
@@ -222,36 +190,30 @@ def load_state(name: str, directory: Path | None = None) -> dict[str, Any]:
         raise CheckpointError(f"could not read {path}: {error}. {fix}") from error
 
 
-def _import(path: str) -> Any:
-    module_name, _, attr = path.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def load_model(
     name: str, device: torch.device | str | None = None, directory: Path | None = None
 ) -> nn.Module:
-    """Rebuild the model of checkpoint ``name``, load its verified weights, return it in eval mode."""
+    """Rebuild the model of checkpoint ``name``, load its verified weights, return it in eval mode.
+
+    The class comes from the registry (``chapter13.recipes.get(name).model``); the manifest's
+    ``model`` must name that same class.
+    """
     info = entry(name, directory)
+    cls = recipes.get(name).model
+    if info.get("model") != cls.__name__:
+        raise CheckpointError(
+            f"the manifest says checkpoint {name!r} holds a {info.get('model')!r}, but the registry builds "
+            f"it with {cls.__name__}. Rebuild it: {rebuild_command(name)}"
+        )
     saved = load_state(name, directory)
-    model = _import(info["builder"])(**saved["config"])
+    model = cls(**saved["config"])
     try:
         model.load_state_dict(saved["state_dict"])
     except RuntimeError as error:
         raise CheckpointError(
-            f"checkpoint {name!r} does not fit {info['builder']} (the code changed since it was "
+            f"checkpoint {name!r} does not fit {cls.__name__} (the code changed since it was "
             f"built). Rebuild it: {rebuild_command(name)}\n{error}"
         ) from error
     if device is not None:
         model = model.to(device)
     return model.eval()
-
-
-def build(name: str) -> Any:
-    """Run the recipe that trains and saves checkpoint ``name`` (what ``chapter13.train NAME`` does)."""
-    if name not in REGISTRY:
-        known = ", ".join(sorted(REGISTRY))
-        raise CheckpointError(f"unknown checkpoint {name!r}; known checkpoints: {known}")
-    return _import(REGISTRY[name].recipe)()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,8 +100,6 @@ CACHE_DIR = Path(os.environ.get("CH13_CACHE", Path.home() / ".cache" / "chapter1
 
 def describe() -> str:
     """One line for a notebook's first cell: versions, mode and device."""
-    import platform
-
     mode = "QUICK (CH13_QUICK=1)" if QUICK else "FULL"
     return (
         f"python {platform.python_version()} | torch {torch.__version__} | numpy {np.__version__} | "

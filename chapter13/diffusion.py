@@ -35,12 +35,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from chapter13.config import default_device
+from chapter13.guidance import drop_condition
 
 Model = Callable[..., Tensor]
 
 __all__ = [
+    "PREDICTIONS",
+    "DiffusionModel",
     "NoiseSchedule",
     "diffusion_loss",
+    "make_schedule",
+    "mse_per_example",
     "sample_ddim",
     "sample_ddpm",
     "timesteps",
@@ -484,50 +489,145 @@ def _randn(
 
 
 # --------------------------------------------------------------------------------------------------
+# The diffusion-model base
+PREDICTIONS = ("eps", "v")
+"""What a denoiser's network may output: ε (Ho et al. 2020) or v (Salimans & Ho 2022, §4)."""
+
+
+class DiffusionModel(nn.Module):
+    """Base of every denoiser in the package: a network, what it predicts, and its noise schedule.
+
+    A subclass implements ``predict(x_t, t, **cond)``, the network's raw output. ``forward`` turns it
+    into ε̂, the one thing every loss and sampler here speaks (the samplers' contract, "a model is
+    any ``model(x_t, t, **cond) -> ε̂``"):
+
+    - ``prediction="eps"``: the network predicts ε (DDPM, Ho et al. 2020, eq. 11); ``forward`` returns it.
+    - ``prediction="v"``: it predicts ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0`` (Salimans & Ho 2022,
+      "Progressive Distillation", §4 and Appendix D) and ``forward`` returns
+      ``ε̂ = sqrt(ᾱ_t) v̂ + sqrt(1 - ᾱ_t) x_t`` (``NoiseSchedule.eps_from_v``). With ε-prediction the
+      clean estimate ``x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t)`` multiplies the network's error by
+      ``1 / sqrt(ᾱ_t)`` (2·10⁴ at the cosine schedule's last step); with v nothing is amplified, which
+      is why the briefly trained models of this package predict v.
+
+    ``target(x0, noise, t)`` is what the network is trained to output (ε or v), and ``schedule`` the
+    ``NoiseSchedule`` the model was built for (``make_schedule(schedule, T)``): sample it with that.
+
+    Args:
+        prediction: ``"eps"`` or ``"v"``.
+        schedule: the schedule's name for ``make_schedule`` (``"cosine"`` or ``"linear"``).
+        T: number of diffusion steps.
+    """
+
+    def __init__(self, prediction: str = "eps", schedule: str = "cosine", T: int = 1000) -> None:
+        super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.prediction = prediction
+        self.schedule_name = schedule
+        self.T = T
+        self.schedule = make_schedule(schedule, T)
+
+    def predict(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor:  # pragma: no cover - abstract
+        """The network's raw output (ε̂ or v̂) for ``x_t`` (B, ...) and ``t`` (B,) long."""
+        raise NotImplementedError(f"{type(self).__name__} must implement predict(x_t, t, **cond)")
+
+    def target(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """What ``predict`` is trained to output: ε, or ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0``."""
+        return noise if self.prediction == "eps" else self.schedule.v_target(x0, noise, t)
+
+    def forward(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor:
+        """ε̂(x_t, t), whatever the network predicts inside; shaped like ``x_t``."""
+        out = self.predict(x_t, t, **cond)
+        return out if self.prediction == "eps" else self.schedule.eps_from_v(x_t, t, out)
+
+
+# --------------------------------------------------------------------------------------------------
 # Training loss
+LOSS_SPACES = ("eps", "native")
+"""Where ``diffusion_loss`` compares prediction and target: ε, or the model's own prediction type."""
+
+
+def mse_per_example(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error of each example: (B, ...) x (B, ...) -> (B,)."""
+    return (pred - target).pow(2).flatten(1).mean(dim=1)
+
+
 def diffusion_loss(
     model: Model,
     schedule: NoiseSchedule,
     x0: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    space: str = "eps",
     min_snr_gamma: float | None = None,
+    error: Callable[[Tensor, Tensor], Tensor] = mse_per_example,
+    p_uncond: float = 0.0,
+    null: dict[str, Tensor] | None = None,
+    generator: torch.Generator | None = None,
     **cond: Any,
 ) -> Tensor:
-    """The simple ε-prediction loss (DDPM eq. 14): t ~ U{0..T-1}, ε ~ N(0, I), MSE(ε, ε_θ(x_t, t)).
+    """The simple diffusion loss (DDPM eq. 14): t ~ U{0..T-1}, ε ~ N(0, I), x_t from eq. 4, then the
+    error of the model's prediction; the one loss every denoiser of the package trains with.
 
     Args:
-        model: ``model(x_t, t, **cond) -> ε̂`` with ``t`` (B,) long.
+        model: ``model(x_t, t, **cond) -> ε̂`` with ``t`` (B,) long; a ``DiffusionModel`` for ``space="native"``.
         x0: (B, ...) clean data.
-        generator: draws t and ε (reproducible; a CPU generator works for any device).
-        min_snr_gamma: optional Min-SNR-γ weighting (Hang et al. 2023), weight min(SNR, γ)/SNR per
-            example; ``None`` (default) is the unweighted loss of DDPM.
-        **cond: forwarded unchanged to the model (class labels, context, ...).
+        space: ``"eps"`` compares ε̂ with ε (DDPM); ``"native"`` compares the network's own output
+            ``model.predict`` with ``model.target`` (v for a v-model, Salimans & Ho 2022, §4; for an
+            ε-model the two spaces are the same).
+        min_snr_gamma: Min-SNR-γ weighting (Hang et al. 2023, §3.4; γ = 5): each example's loss times
+            ``min(SNR_t, γ) / SNR_t`` for an ε-target and ``min(SNR_t, γ) / (SNR_t + 1)`` for a v-target,
+            i.e. an x_0-loss weighted by ``min(SNR_t, γ)`` either way (for a v-model the two spaces then
+            give the same objective, since ``ε̂ - ε = sqrt(ᾱ_t) (v̂ - v)``). ``None``: unweighted.
+        error: ``error(pred, target) -> (B,)`` per-example error; the default is the MSE. Extra error
+            terms go here, e.g. the temporal-consistency term of 13.4
+            (``partial(temporal.consistency_loss, temporal_weight=0.5, reduction="none")``).
+        p_uncond, null: condition dropout for classifier-free guidance (Ho & Salimans 2022,
+            Algorithm 1): each example's ``cond`` is replaced by ``null`` with probability ``p_uncond``
+            (``chapter13.guidance.drop_condition``), drawn before t and ε.
+        generator: draws the dropout, t and ε (reproducible; a CPU generator works for any device).
+        **cond: forwarded to the model (class labels, context, ...).
 
     Returns:
         A scalar tensor.
     """
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.dim() < 2:
         raise TypeError("x0 must be a floating-point tensor of shape (B, ...) with at least 2 dimensions")
+    if space not in LOSS_SPACES:
+        raise ValueError(f"space must be one of {LOSS_SPACES}, got {space!r}")
+    if min_snr_gamma is not None and not min_snr_gamma > 0:
+        raise ValueError(f"min_snr_gamma must be positive (Hang et al. use 5), got {min_snr_gamma}")
+    native = space == "native" and getattr(model, "prediction", "eps") == "v"
+    if native and (
+        model.T != schedule.T or not torch.allclose(model.schedule.alpha_bars, schedule.alpha_bars, atol=1e-6)
+    ):
+        raise ValueError(
+            f"this v-prediction model was built for the {model.schedule_name!r} schedule with T={model.T}; "
+            f"train it with that schedule (model.schedule), not {schedule!r}"
+        )
+    if p_uncond:
+        if null is None:
+            raise ValueError("condition dropout (p_uncond > 0) needs the null condition: pass null=...")
+        cond = drop_condition(cond, null, p_uncond, generator=generator)
     batch = x0.shape[0]
     where = generator.device if generator is not None else x0.device
     t = torch.randint(0, schedule.T, (batch,), generator=generator, device=where)
     noise = _randn(tuple(x0.shape), generator, x0.device, x0.dtype)
     x_t = schedule.q_sample(x0, t, noise)
     t = t.to(x0.device)
-    pred = model(x_t, t, **cond)
-    if pred.shape != noise.shape:
+    if native:
+        pred, target = model.predict(x_t, t, **cond), model.target(x0, noise, t)
+    else:
+        pred, target = model(x_t, t, **cond), noise
+    if pred.shape != target.shape:
         raise ValueError(
             f"the model returned shape {tuple(pred.shape)} for an input of shape {tuple(x_t.shape)}; "
-            "an ε-prediction model must return a tensor shaped like its input"
+            "a diffusion model must return a tensor shaped like its input"
         )
-    per_example = (pred - noise).pow(2).flatten(1).mean(dim=1)
+    per_example = error(pred, target)
     if min_snr_gamma is not None:
-        if not min_snr_gamma > 0:
-            raise ValueError(f"min_snr_gamma must be positive (Hang et al. use 5), got {min_snr_gamma}")
         snr = schedule.snr[t.cpu()]
-        weight = (snr.clamp(max=min_snr_gamma) / snr).to(per_example)
-        per_example = per_example * weight
+        weight = snr.clamp(max=min_snr_gamma) / (snr + 1.0 if native else snr)
+        per_example = per_example * weight.to(per_example)
     return per_example.mean()
 
 

@@ -2,7 +2,7 @@
 
 Pixel-space models of this chapter make 28x28 digits; nobody can look at thousands of them, so the
 chapter measures them with a digit classifier trained on the bundled training split (the shipped
-checkpoint ``digit-classifier``, rebuilt with ``python -m chapter13.train digit-classifier``):
+checkpoint ``digit-classifier``; its recipe is ``chapter13.recipes.classifier``):
 
 - **confident fraction**: the share of samples the classifier assigns to one class with probability
   above 0.9. Blobs, smudges and half-digits get spread-out probabilities.
@@ -33,30 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chapter13 import checkpoints
 from chapter13.data import load_mnist
 
 NUM_CLASSES = 10
 CONFIDENCE_THRESHOLD = 0.9
 CLASSIFIER_NAME = "digit-classifier"
-
-CLASSIFIER_CONFIG: dict[str, Any] = {"channels": [32, 64], "hidden": 128, "dropout": 0.3}
-"""Constructor arguments of the shipped classifier (JSON, stored in the manifest)."""
-
-CLASSIFIER_TRAINING: dict[str, Any] = {
-    "steps": 600,
-    "batch_size": 128,
-    "lr": 2e-3,
-    "weight_decay": 5e-4,
-    "warmup": 100,
-    "ema_decay": 0.999,
-    "max_shift": 2,
-    "max_rotation_deg": 10.0,
-    "outlier_weight": 0.5,
-    "outlier_fraction": 0.5,
-    "seed": 0,
-}
-"""How the shipped classifier is trained (the recipe ``build_digit_classifier`` uses these)."""
-
 
 # --- the classifier --------------------------------------------------------------------------------
 
@@ -229,95 +211,15 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / len(x)
 
 
-def train_digit_classifier(
-    steps: int | None = None, progress: bool = True, **overrides: Any
-) -> tuple[DigitClassifier, float, float]:
-    """Train the classifier on the bundled training split with augmentation, through ``train.fit``.
-
-    The loss is the cross-entropy on (shifted, rotated) digits plus ``outlier_weight`` times the
-    cross-entropy towards the soft targets of ``make_outliers`` (outlier exposure), so that noise,
-    blank images, blobs and blends of two digits are not judged confident.
-
-    Returns ``(ema_model, test_accuracy, train_seconds)``. ``overrides`` change entries of
-    ``CLASSIFIER_TRAINING`` (e.g. ``steps`` for a quick run).
-    """
-    from chapter13.config import seed_everything
-    from chapter13.train import fit
-
-    settings = {**CLASSIFIER_TRAINING, **overrides}
-    if steps is not None:
-        settings["steps"] = steps
-    seed_everything(settings["seed"])
-    x, y = load_mnist("train")
-    x_test, y_test = load_mnist("test")
-    model = DigitClassifier(**CLASSIFIER_CONFIG)
-
-    def loss_fn(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        xb, yb = batch
-        loss = F.cross_entropy(m(augment(xb, settings["max_shift"], settings["max_rotation_deg"])), yb)
-        if settings["outlier_weight"] > 0:
-            k = max(1, int(len(xb) * settings["outlier_fraction"]))
-            outliers, targets = make_outliers(xb[:k], yb[:k])
-            loss = loss + settings["outlier_weight"] * F.cross_entropy(m(outliers), targets)
-        return loss
-
-    result = fit(
-        model,
-        loss_fn,
-        (x, y),
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        weight_decay=settings["weight_decay"],
-        warmup=settings["warmup"],
-        ema_decay=settings["ema_decay"],
-        seed=settings["seed"],
-        device="cpu",
-        progress=progress,
-        desc="digit classifier",
-    )
-    classifier = result.ema_model.eval()
-    return classifier, accuracy(classifier, x_test, y_test), result.seconds
-
-
-def build_digit_classifier() -> DigitClassifier:
-    """Recipe of the shipped ``digit-classifier`` (``python -m chapter13.train digit-classifier``).
-
-    Trains at full size, measures test accuracy and how real test digits score on the sample metrics,
-    and saves the checkpoint. Refuses to save a classifier below 97 % test accuracy.
-    """
-    from chapter13 import checkpoints
-
-    classifier, test_acc, seconds = train_digit_classifier()
-    if test_acc < 0.97:
-        raise RuntimeError(
-            f"the digit classifier reached only {test_acc:.1%} test accuracy (< 97 %); not saving it. "
-            "Train longer (CLASSIFIER_TRAINING['steps'])."
-        )
-    x_test, _ = load_mnist("test")
-    probs, _ = classify(x_test, classifier)
-    real_confident = confident_fraction(probs)
-    quality = {"test_accuracy": round(test_acc, 4), "test_confident_fraction": round(real_confident, 4)}
-    checkpoints.save(
-        CLASSIFIER_NAME,
-        classifier,
-        dict(CLASSIFIER_CONFIG),
-        train_seconds=seconds,
-        quality=quality,
-        notes=f"trained on the bundled 4,000-digit training split; {CLASSIFIER_TRAINING}",
-    )
-    load_classifier.cache_clear()
-    _reference_features.cache_clear()
-    print(f"digit-classifier: test accuracy {test_acc:.2%}, real digits confident {real_confident:.1%}")
-    return classifier
+def load_classifier(device: str = "cpu") -> DigitClassifier:
+    """The shipped ``digit-classifier`` (checksum-verified, eval mode), cached per device and file:
+    after a rebuild (a new SHA-256 in the manifest) the next call loads the new one."""
+    return _load_classifier(device, checkpoints.entry(CLASSIFIER_NAME)["sha256"])
 
 
 @functools.lru_cache(maxsize=2)
-def load_classifier(device: str = "cpu") -> DigitClassifier:
-    """The shipped ``digit-classifier`` (checksum-verified, eval mode, cached)."""
-    from chapter13.checkpoints import load_model
-
-    model = load_model(CLASSIFIER_NAME, device=device)
+def _load_classifier(device: str, sha256: str) -> DigitClassifier:
+    model = checkpoints.load_model(CLASSIFIER_NAME, device=device)
     for p in model.parameters():
         p.requires_grad_(False)
     return model  # type: ignore[return-value]
@@ -397,8 +299,13 @@ def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Te
     return max(d2, 0.0)
 
 
-@functools.lru_cache(maxsize=1)
 def _reference_features() -> torch.Tensor:
+    """The shipped classifier's features of the real test digits (cached per classifier file)."""
+    return _test_features(checkpoints.entry(CLASSIFIER_NAME)["sha256"])
+
+
+@functools.lru_cache(maxsize=1)
+def _test_features(classifier_sha256: str) -> torch.Tensor:
     x_test, _ = load_mnist("test")
     return classify(x_test)[1]
 

@@ -22,17 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chapter13.config import default_device, seed_everything
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from chapter13.neuro import enhancement_index
 
 __all__ = [
     "DTMF_HZ",
@@ -42,17 +38,9 @@ __all__ = [
     "TwoStreamFusion",
     "add_image_noise",
     "auditory_code",
-    "build_av_fusion_digits",
-    "build_hierarchy_digits",
-    "classifier_accuracy",
     "empirical_receptive_field",
     "evaluate_fusion",
-    "plot_fusion_accuracy",
-    "plot_receptive_fields",
-    "plot_stage_activations",
     "receptive_fields",
-    "train_fusion",
-    "train_hierarchy",
 ]
 
 STAGES = ("V1", "V2/V4", "IT", "association", "decision")
@@ -95,6 +83,10 @@ class HierarchicalCNN(nn.Module):
         association_dim: int = 64,
     ) -> None:
         super().__init__()
+        self.config: dict[str, Any] = dict(
+            in_channels=in_channels, image_size=image_size, num_classes=num_classes, widths=list(widths),
+            association_dim=association_dim,
+        )  # fmt: skip
         if len(widths) != 3 or min(widths) < 1:
             raise ValueError(f"widths must give 3 positive channel counts (V1, V2/V4, IT), got {widths!r}")
         self.in_channels = int(in_channels)
@@ -330,6 +322,10 @@ class TwoStreamFusion(nn.Module):
         n_samples: int = 256,
     ) -> None:
         super().__init__()
+        self.config: dict[str, Any] = dict(
+            image_size=image_size, num_classes=num_classes, widths=list(widths), feature_dim=feature_dim,
+            n_samples=n_samples,
+        )  # fmt: skip
         self.visual = HierarchicalCNN(1, image_size, num_classes, widths, feature_dim)
         self.auditory = AuditoryStream(n_samples, feature_dim, num_classes)
         self.fusion = nn.Sequential(
@@ -348,108 +344,10 @@ class TwoStreamFusion(nn.Module):
         )
 
 
-# --- training ------------------------------------------------------------------------------------------
-
-
-def _mnist(split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    from chapter13.data import load_mnist
-
-    return load_mnist(split, limit=limit)
-
-
-def classifier_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Fraction of ``x: (N, ...)`` that ``model`` classifies as ``y: (N,)``."""
-    device = next(model.parameters()).device
-    correct = 0
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            logits = model(x[i : i + batch_size].to(device))
-            correct += int((logits.argmax(1).cpu() == y[i : i + batch_size]).sum())
-    return correct / len(x)
-
-
-def train_hierarchy(
-    steps: int = 1000,
-    *,
-    widths: Sequence[int] = (8, 16, 32),
-    association_dim: int = 64,
-    batch_size: int = 64,
-    seed: int = 0,
-    train_limit: int | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-) -> tuple[HierarchicalCNN, dict[str, Any]]:
-    """Train :class:`HierarchicalCNN` on the bundled MNIST training split with ``chapter13.train.fit``.
-
-    Returns the EMA model (on the CPU, eval mode) and a dict with ``config``, ``seconds``, ``losses``.
-    """
-    from chapter13.train import fit
-
-    seed_everything(seed)
-    x, y = _mnist("train", train_limit)
-    config = dict(
-        in_channels=1, image_size=28, num_classes=10, widths=list(widths), association_dim=association_dim
-    )
-    model = HierarchicalCNN(**config)
-
-    def loss_fn(m: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        return F.cross_entropy(m(images), labels)
-
-    result = fit(
-        model, loss_fn, (x, y), steps=steps, batch_size=batch_size, lr=2e-3, warmup=min(100, steps // 5),
-        seed=seed, device=device or default_device(), progress=progress, desc="hierarchy",
-    )  # fmt: skip
-    trained = result.ema_model.cpu().eval()
-    return trained, dict(config=config, seconds=result.seconds, losses=result.losses)
-
+# --- measurement --------------------------------------------------------------------------------
 
 MAX_IMAGE_NOISE = 5.5
 MAX_SOUND_NOISE = 3.5
-
-
-def train_fusion(
-    steps: int = 2000,
-    *,
-    widths: Sequence[int] = (8, 16, 32),
-    feature_dim: int = 64,
-    batch_size: int = 64,
-    max_image_noise: float = MAX_IMAGE_NOISE,
-    max_sound_noise: float = MAX_SOUND_NOISE,
-    seed: int = 0,
-    train_limit: int | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-) -> tuple[TwoStreamFusion, dict[str, Any]]:
-    """Train :class:`TwoStreamFusion` on noisy digit images paired with noisy auditory codes.
-
-    Every example gets its own noise levels, drawn uniformly from ``[0, max_image_noise]`` and
-    ``[0, max_sound_noise]``, so the fusion layer must learn to lean on whichever stream is clearer
-    (as reliability weighting prescribes). The loss is the sum of the cross-entropies of the fused,
-    visual and auditory read-outs.
-    """
-    from chapter13.train import fit
-
-    seed_everything(seed)
-    x, y = _mnist("train", train_limit)
-    config = dict(image_size=28, num_classes=10, widths=list(widths), feature_dim=feature_dim, n_samples=256)
-    model = TwoStreamFusion(**config)
-
-    def loss_fn(m: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-        images, labels = batch
-        b = len(labels)
-        sv = max_image_noise * torch.rand(b, device=images.device)
-        sa = max_sound_noise * torch.rand(b)
-        out = m(add_image_noise(images, sv), auditory_code(labels, sa))
-        return sum(F.cross_entropy(out[k], labels) for k in ("fused", "visual", "auditory"))
-
-    result = fit(
-        model, loss_fn, (x, y), steps=steps, batch_size=batch_size, lr=2e-3, warmup=min(100, steps // 5),
-        seed=seed, device=device or default_device(), progress=progress, desc="av-fusion",
-    )  # fmt: skip
-    trained = result.ema_model.cpu().eval()
-    return trained, dict(config=config, seconds=result.seconds, losses=result.losses)
 
 
 DEFAULT_NOISE_LEVELS: tuple[tuple[float, float], ...] = (
@@ -486,8 +384,6 @@ def evaluate_fusion(
         one dict per level: ``image_noise``, ``sound_noise``, ``visual``, ``auditory``, ``fused``,
         ``product``, ``enhancement``.
     """
-    from chapter13.neuro import enhancement_index
-
     device = next(model.parameters()).device
     model.eval()
     rows = []
@@ -508,133 +404,3 @@ def evaluate_fusion(
         enh = float(enhancement_index(acc["fused"], [acc["visual"], acc["auditory"]]))
         rows.append(dict(image_noise=sv, sound_noise=sa, **acc, enhancement=enh))
     return rows
-
-
-# --- recipes for the shipped checkpoints --------------------------------------------------------------
-
-
-def build_hierarchy_digits() -> None:
-    """Recipe of checkpoint ``hierarchy-digits``: train, measure test accuracy, save."""
-    from chapter13.checkpoints import save
-
-    model, info = train_hierarchy()
-    x, y = _mnist("test")
-    accuracy = classifier_accuracy(model, x, y)
-    print(f"hierarchy-digits: test accuracy {accuracy:.4f} after {info['seconds']:.0f} s")
-    save(
-        "hierarchy-digits",
-        model,
-        info["config"],
-        train_seconds=info["seconds"],
-        quality=dict(test_accuracy=round(accuracy, 4), test_split="bundled MNIST test (1,000)"),
-        notes="HierarchicalCNN (V1 -> V2/V4 -> IT -> association -> decision), 1,000 steps, EMA weights",
-    )
-
-
-def build_av_fusion_digits() -> None:
-    """Recipe of checkpoint ``av-fusion-digits``: train, measure accuracies across noise, save."""
-    from chapter13.checkpoints import save
-
-    model, info = train_fusion()
-    x, y = _mnist("test")
-    rows = evaluate_fusion(model, x, y)
-    for row in rows:
-        print({k: round(v, 3) for k, v in row.items()})
-    quality = {
-        f"noise_{r['image_noise']}_{r['sound_noise']}": {
-            k: round(r[k], 4) for k in ("visual", "auditory", "fused", "product")
-        }
-        for r in rows
-    }
-    save(
-        "av-fusion-digits",
-        model,
-        info["config"],
-        train_seconds=info["seconds"],
-        quality=quality,
-        notes="TwoStreamFusion: visual HierarchicalCNN + DTMF auditory stream; test accuracy per "
-        "(image noise, sound noise) on the bundled test split",
-    )
-
-
-# --- figures -------------------------------------------------------------------------------------------
-
-
-def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: int = 6) -> Figure:
-    """Figure: one image ``(1, C, H, W)`` and the activity it evokes at every stage of ``model``."""
-    import matplotlib.pyplot as plt
-
-    if image.ndim == 3:
-        image = image[None]
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        stages = {k: v[0].cpu() for k, v in model.stages(image.to(device)).items()}
-    fig = plt.figure(figsize=(1.35 * (n_maps + 1), 6.2), layout="constrained")
-    grid = fig.add_gridspec(5, n_maps + 1)
-    ax = fig.add_subplot(grid[0:3, 0])
-    ax.imshow(image[0, 0].cpu(), cmap="gray")
-    ax.set_title("input")
-    ax.set_axis_off()
-    for row, name in enumerate(("V1", "V2/V4", "IT")):
-        maps = stages[name]
-        for j in range(min(n_maps, maps.shape[0])):
-            ax = fig.add_subplot(grid[row, j + 1])
-            ax.imshow(maps[j], cmap="magma")
-            ax.set_axis_off()
-            if j == 0:
-                ax.set_title(f"{name} {tuple(maps.shape[1:])}", fontsize=8, loc="left")
-    ax = fig.add_subplot(grid[3, 1:])
-    ax.bar(range(len(stages["association"])), stages["association"], color="tab:blue")
-    ax.set_title("association layer (unit activity)", fontsize=9)
-    ax = fig.add_subplot(grid[4, 1:])
-    probs = torch.softmax(stages["decision"], 0)
-    ax.bar(range(len(probs)), probs, color="tab:green")
-    ax.set_xticks(range(len(probs)))
-    ax.set_title("decision (class probabilities)", fontsize=9)
-    return fig
-
-
-def plot_receptive_fields(model: HierarchicalCNN, image: torch.Tensor | None = None) -> Figure:
-    """Figure: the receptive field of a central unit at each stage drawn over an input image."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    fields = receptive_fields(model)
-    fig, axes = plt.subplots(1, len(fields), figsize=(3 * len(fields), 3.2), layout="constrained")
-    h, w = model.image_size
-    for ax, rf in zip(axes, fields, strict=True):
-        if image is not None:
-            ax.imshow(image.reshape(-1, h, w)[0].cpu(), cmap="gray")
-        else:
-            ax.imshow(np.zeros((h, w)), cmap="gray")
-        mask = empirical_receptive_field(model, rf.stage, n_probes=8)
-        ax.imshow(np.ma.masked_where(~mask.numpy(), mask.numpy()), cmap="autumn", alpha=0.45)
-        rows, cols = np.nonzero(mask.numpy())
-        ax.add_patch(
-            Rectangle((cols.min() - 0.5, rows.min() - 0.5), rf.size, rf.size, fill=False, ec="cyan", lw=2)
-        )
-        ax.set_title(f"{rf.stage}: {rf.size}x{rf.size} px\nmap {rf.spatial[0]}x{rf.spatial[1]}")
-        ax.set_axis_off()
-    return fig
-
-
-def plot_fusion_accuracy(rows: Sequence[dict[str, float]]) -> Figure:
-    """Figure: accuracy of each stream and the fusion, and the enhancement index, across noise."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    level = np.arange(len(rows))
-    labels = [f"{r['image_noise']:g}/{r['sound_noise']:g}" for r in rows]
-    for key, style in (("visual", "o-"), ("auditory", "s-"), ("fused", "^-"), ("product", "x--")):
-        ax1.plot(level, [100 * r[key] for r in rows], style, label=key)
-    ax1.axhline(10, color="gray", lw=0.8, ls=":")
-    ax1.set_xticks(level, labels, rotation=30)
-    ax1.set_xlabel("noise std (image / sound)")
-    ax1.set_ylabel("accuracy (%)")
-    ax1.legend()
-    best = [100 * max(r["visual"], r["auditory"]) for r in rows]
-    ax2.plot(best, [r["enhancement"] for r in rows], "o-", color="tab:red")
-    ax2.set_xlabel("best single-stream accuracy (%)")
-    ax2.set_ylabel("enhancement index (%)")
-    ax2.set_title("inverse effectiveness")
-    return fig

@@ -18,6 +18,8 @@ where the saving comes from; the decoder runs once per image.
 * ``LatentTextToImage``: a frozen VAE plus a text-conditioned denoiser on the scaled latents; it
   samples with the same DDIM sampler and classifier-free guidance as the pixel model.
 
+The shipped models' numbers, training and measurement: ``chapter13.recipes.latent``.
+
 Shapes: images ``x: (B, 1, 28, 28)`` in [-1, 1], latents ``z: (B, 4, 8, 8)``.
 """
 
@@ -27,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chapter13.guidance import SCHEDULE, TextToImageUNet, text_encoder_config
+from chapter13.text2image import TextToImageUNet
 
 
 def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels), channels)
 
 
-class ResBlock(nn.Module):
+class VAEResBlock(nn.Module):
     """GroupNorm → SiLU → 3×3 conv, twice, plus a (1×1 when needed) skip connection."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
@@ -88,24 +90,24 @@ class VAE(nn.Module):
         self.pad = (padded_size - image_size) // 2
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1),
-            ResBlock(c1, c1),
+            VAEResBlock(c1, c1),
             nn.Conv2d(c1, c2, 4, stride=2, padding=1),
-            ResBlock(c2, c2),
+            VAEResBlock(c2, c2),
             nn.Conv2d(c2, c3, 4, stride=2, padding=1),
-            ResBlock(c3, c3),
+            VAEResBlock(c3, c3),
             _norm(c3),
             nn.SiLU(),
             nn.Conv2d(c3, 2 * latent_channels, 3, padding=1),
         )
         self.decoder = nn.Sequential(
             nn.Conv2d(latent_channels, c3, 3, padding=1),
-            ResBlock(c3, c3),
+            VAEResBlock(c3, c3),
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(c3, c2, 3, padding=1),
-            ResBlock(c2, c2),
+            VAEResBlock(c2, c2),
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(c2, c1, 3, padding=1),
-            ResBlock(c1, c1),
+            VAEResBlock(c1, c1),
             _norm(c1),
             nn.SiLU(),
             nn.Conv2d(c1, in_channels, 3, padding=1),
@@ -218,147 +220,24 @@ def vae_loss(
     return (rec + kl_weight * kl_divergence(mean, logvar)).mean()
 
 
-# --- the shipped autoencoder ----------------------------------------------------------------------
-
-AUTOENCODER_NAME = "autoencoder-digits"
-AUTOENCODER_CONFIG: dict = {
-    "in_channels": 1,
-    "latent_channels": 4,
-    "channels": [16, 32, 64],
-    "image_size": 28,
-    "padded_size": 32,
-}
-"""Constructor arguments of the shipped VAE (JSON, stored in the manifest)."""
-AUTOENCODER_TRAINING: dict = {
-    "steps": 1200,
-    "batch_size": 64,
-    "lr": 2e-3,
-    "kl_weight": 1e-4,
-    "copies": 2,
-    "seed": 0,
-}
-"""Full-size training of the shipped VAE (on captioned digits, so that small and thick digits
-reconstruct too)."""
-
-
-def train_autoencoder(
-    steps: int | None = None, progress: bool = True, **overrides
-) -> tuple[VAE, dict, float]:
-    """Train the VAE on captioned training digits through ``chapter13.train.fit``.
-
-    Returns ``(ema_vae, quality, train_seconds)``; the VAE's latent scaling is fitted on the training
-    images afterwards. ``overrides`` change entries of ``AUTOENCODER_TRAINING``.
-    """
-    from chapter13.captions import captioned_digits
-    from chapter13.config import seed_everything
-    from chapter13.train import RunRecord, fit
-
-    settings = {**AUTOENCODER_TRAINING, **overrides}
-    if steps is not None:
-        settings["steps"] = steps
-    seed_everything(settings["seed"])
-    images = captioned_digits("train", copies=settings["copies"], seed=settings["seed"]).images
-    vae = VAE(**AUTOENCODER_CONFIG)
-    generator = torch.Generator().manual_seed(settings["seed"] + 1)
-    with RunRecord() as record:
-        result = fit(
-            vae,
-            lambda m, batch: vae_loss(m, batch[0], settings["kl_weight"], generator),
-            (images,),
-            steps=settings["steps"],
-            batch_size=settings["batch_size"],
-            lr=settings["lr"],
-            seed=settings["seed"],
-            device="cpu",
-            progress=progress,
-            desc="VAE",
-        )
-    vae = result.ema_model.eval()
-    shift, scale = vae.fit_latent_scale(images)
-    quality = reconstruction_quality(vae)
-    quality.update(
-        latent_shift=round(shift, 5),
-        latent_scale=round(scale, 5),
-        **record.quality_fields(),
-    )
-    return vae, quality, result.seconds
-
-
-@torch.no_grad()
-def reconstruction_quality(vae: VAE, classify: bool = True) -> dict:
-    """Reconstruction MSE on captioned test digits and, when the digit classifier is available, its
-    accuracy on reconstructed plain test digits next to its accuracy on the originals."""
-    from chapter13.captions import captioned_digits
-    from chapter13.data import load_mnist
-
-    vae.eval()
-    test = captioned_digits("test", seed=0).images
-    recon = torch.cat(
-        [vae.latents_to_images(vae.images_to_latents(test[i : i + 500])) for i in range(0, len(test), 500)]
-    )
-    quality: dict = {"test_mse": round(float((recon - test).pow(2).mean()), 5)}
-    z = torch.cat([vae.images_to_latents(test[i : i + 500]) for i in range(0, len(test), 500)])
-    quality["scaled_latent_std"] = round(float(z.std()), 4)
-    if classify:
-        from chapter13.evaluate import accuracy, load_classifier
-
-        x, y = load_mnist("test")
-        rec = vae.latents_to_images(vae.images_to_latents(x))
-        classifier = load_classifier()
-        quality["classifier_accuracy_originals"] = round(accuracy(classifier, x, y), 4)
-        quality["classifier_accuracy_reconstructions"] = round(accuracy(classifier, rec, y), 4)
-    return quality
-
-
-def build_autoencoder_digits() -> VAE:
-    """Recipe of the shipped ``autoencoder-digits`` (``python -m chapter13.train autoencoder-digits``)."""
-    from chapter13 import checkpoints
-
-    vae, quality, seconds = train_autoencoder()
-    checkpoints.save(
-        AUTOENCODER_NAME,
-        vae,
-        dict(AUTOENCODER_CONFIG),
-        train_seconds=seconds,
-        quality=quality,
-        notes=f"VAE to a 4x8x8 latent on captioned training digits; EMA weights; {AUTOENCODER_TRAINING}",
-    )
-    print(f"{AUTOENCODER_NAME}: {quality}, {seconds:.0f} s")
-    return vae
-
-
-# --- latent text-to-image ----------------------------------------------------------------------------
-
-LATENT_NAME = "latent-text2image-digits"
-LATENT_UNET: dict = {
-    "in_channels": 4,
-    "base_channels": 32,
-    "channel_mults": [1, 2],
-    "num_res_blocks": 1,
-    "attention_resolutions": [8, 4],
-    "context_dim": 64,
-    "heads": 4,
-    "image_size": 8,
-}
-"""Denoiser of ``latent-text2image-digits``: 8 → 4, self- and cross-attention at both levels."""
-LATENT_TRAINING: dict = {
-    "steps": 3000,
-    "batch_size": 64,
-    "lr": 2e-3,
-    "p_uncond": 0.15,
-    "min_snr_gamma": 5.0,
-    "copies": 2,
-    "seed": 0,
-}
-"""Full-size training of ``latent-text2image-digits`` (same data and recipe as the pixel model)."""
+def vae_config(vae: VAE) -> dict:
+    """The constructor arguments that rebuild ``vae``."""
+    first = vae.encoder[0]
+    return {
+        "in_channels": vae.in_channels,
+        "latent_channels": vae.latent_channels,
+        "channels": [first.out_channels, vae.encoder[2].out_channels, vae.encoder[4].out_channels],
+        "image_size": vae.image_size,
+        "padded_size": vae.padded_size,
+    }
 
 
 class LatentTextToImage(TextToImageUNet):
     """Latent diffusion (Rombach et al. 2022): a text-conditioned U-Net on the VAE's scaled latents.
 
-    The same ``chapter13.guidance.TextToImageUNet`` (frozen text tower, cross-attention, null
+    The same ``chapter13.text2image.TextToImageUNet`` (frozen text tower, cross-attention, null
     condition) but diffusing (B, 4, 8, 8) latents scaled to unit variance; ``decode`` unscales them
-    and runs the frozen VAE decoder. ``chapter13.guidance.generate`` samples it with the same guided
+    and runs the frozen VAE decoder. ``chapter13.text2image.generate`` samples it with the same guided
     DDIM as the pixel model, with two differences:
 
     * DDIM's x̂_0 clipping to [-1, 1] is switched off (``clip_samples``), because unit-variance
@@ -404,90 +283,3 @@ class LatentTextToImage(TextToImageUNet):
         super().train(mode)
         self.vae.eval()
         return self
-
-
-def new_latent_text_to_image(
-    vae: VAE, unet: dict | None = None, clip: str | None = "clip-digits"
-) -> LatentTextToImage:
-    """A fresh latent model around a trained ``vae`` with the frozen text tower of checkpoint ``clip``
-    (``clip=None``: random text encoder, for quick tests)."""
-    text = {"dim": 64, "depth": 1} if clip is None else text_encoder_config(clip)
-    model = LatentTextToImage(dict(unet or LATENT_UNET), text, _vae_config(vae), SCHEDULE)
-    model.vae.load_state_dict(vae.state_dict())
-    if clip is not None:
-        model.load_text_encoder(clip)
-    return model
-
-
-def _vae_config(vae: VAE) -> dict:
-    first = vae.encoder[0]
-    return {
-        "in_channels": vae.in_channels,
-        "latent_channels": vae.latent_channels,
-        "channels": [first.out_channels, vae.encoder[2].out_channels, vae.encoder[4].out_channels],
-        "image_size": vae.image_size,
-        "padded_size": vae.padded_size,
-    }
-
-
-def train_latent_text2image(
-    vae: VAE | None = None, steps: int | None = None, progress: bool = True, **overrides
-) -> tuple[LatentTextToImage, dict]:
-    """Train the latent text-to-image model as the shipped recipe does.
-
-    Encodes the captioned training digits once to scaled latents (posterior means) with ``vae``
-    (default: the shipped ``autoencoder-digits``), then trains the latent U-Net with condition dropout
-    exactly as the pixel model is trained (``chapter13.guidance.train_text_to_image``). Returns the
-    EMA model and the run record. ``overrides`` change entries of ``LATENT_TRAINING``.
-    """
-    from chapter13 import checkpoints
-    from chapter13.captions import captioned_digits
-    from chapter13.config import seed_everything
-    from chapter13.guidance import train_text_to_image
-    from chapter13.train import RunRecord
-
-    settings = {**LATENT_TRAINING, **overrides}
-    if steps is not None:
-        settings["steps"] = steps
-    seed_everything(settings["seed"])
-    vae = checkpoints.load_model(AUTOENCODER_NAME) if vae is None else vae.eval()
-    data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
-    latents = torch.cat([vae.images_to_latents(data.images[i : i + 500]) for i in range(0, len(data), 500)])
-    model = new_latent_text_to_image(vae)
-    with RunRecord() as record:
-        result = train_text_to_image(
-            model,
-            latents,
-            data.captions,
-            steps=settings["steps"],
-            batch_size=settings["batch_size"],
-            lr=settings["lr"],
-            p_uncond=settings["p_uncond"],
-            min_snr_gamma=settings["min_snr_gamma"],
-            seed=settings["seed"],
-            progress=progress,
-            desc=LATENT_NAME,
-        )
-    return result.ema_model.eval(), {"record": record, "train_seconds": result.seconds, "settings": settings}
-
-
-def build_latent_text2image_digits() -> LatentTextToImage:
-    """Recipe of ``latent-text2image-digits`` (``python -m chapter13.train latent-text2image-digits``).
-
-    Needs the shipped ``autoencoder-digits`` and ``clip-digits``; judges decoded ``--label D``
-    samples at guidance 0, 1 and 3 like the pixel model.
-    """
-    from chapter13.guidance import save_text_to_image
-
-    model, run = train_latent_text2image()
-    save_text_to_image(
-        LATENT_NAME, model, run, "latent space of autoencoder-digits (frozen); frozen clip-digits text tower"
-    )
-    return model
-
-
-def sampler_spec():
-    """``SamplerSpec`` of ``latent-text2image-digits`` (named in ``chapter13.sample.SAMPLERS``)."""
-    from chapter13.guidance import text_sampler_spec
-
-    return text_sampler_spec(LATENT_NAME)

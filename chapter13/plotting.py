@@ -12,7 +12,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import animation
-from torchvision.utils import make_grid
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torchvision.utils import make_grid, save_image
+
+from chapter13.hierarchy import HierarchicalCNN, empirical_receptive_field, receptive_fields
 
 
 def _grid_array(images: torch.Tensor, nrow: int, value_range: tuple[float, float]) -> np.ndarray:
@@ -45,8 +49,6 @@ def show_grid(
 
 def save_grid(images: torch.Tensor, path: str, nrow: int = 8) -> None:
     """Write ``images: (B, C, H, W)`` in [-1, 1] as a PNG grid."""
-    from torchvision.utils import save_image
-
     save_image(images.detach().float().cpu().add(1).div(2).clamp(0, 1), path, nrow=nrow, padding=2)
 
 
@@ -108,3 +110,79 @@ def animation_html(anim: animation.Animation) -> str:
     """
     html = re.sub(r'<link rel="stylesheet"\s*href="[^"]*font-awesome[^"]*"\s*/?>', "", anim.to_jshtml())
     return re.sub(r'<i class="fa ([^"]+)"></i>', lambda m: _PLAYER_GLYPHS.get(m.group(1), m.group(1)), html)
+
+
+# --- 13.5 hierarchy figures -------------------------------------------------------------------------------------------
+
+
+def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: int = 6) -> Figure:
+    """Figure: one image ``(1, C, H, W)`` and the activity it evokes at every stage of ``model``."""
+    if image.ndim == 3:
+        image = image[None]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        stages = {k: v[0].cpu() for k, v in model.stages(image.to(device)).items()}
+    fig = plt.figure(figsize=(1.35 * (n_maps + 1), 6.2), layout="constrained")
+    grid = fig.add_gridspec(5, n_maps + 1)
+    ax = fig.add_subplot(grid[0:3, 0])
+    ax.imshow(image[0, 0].cpu(), cmap="gray")
+    ax.set_title("input")
+    ax.set_axis_off()
+    for row, name in enumerate(("V1", "V2/V4", "IT")):
+        maps = stages[name]
+        for j in range(min(n_maps, maps.shape[0])):
+            ax = fig.add_subplot(grid[row, j + 1])
+            ax.imshow(maps[j], cmap="magma")
+            ax.set_axis_off()
+            if j == 0:
+                ax.set_title(f"{name} {tuple(maps.shape[1:])}", fontsize=8, loc="left")
+    ax = fig.add_subplot(grid[3, 1:])
+    ax.bar(range(len(stages["association"])), stages["association"], color="tab:blue")
+    ax.set_title("association layer (unit activity)", fontsize=9)
+    ax = fig.add_subplot(grid[4, 1:])
+    probs = torch.softmax(stages["decision"], 0)
+    ax.bar(range(len(probs)), probs, color="tab:green")
+    ax.set_xticks(range(len(probs)))
+    ax.set_title("decision (class probabilities)", fontsize=9)
+    return fig
+
+
+def plot_receptive_fields(model: HierarchicalCNN, image: torch.Tensor | None = None) -> Figure:
+    """Figure: the receptive field of a central unit at each stage drawn over an input image."""
+    fields = receptive_fields(model)
+    fig, axes = plt.subplots(1, len(fields), figsize=(3 * len(fields), 3.2), layout="constrained")
+    h, w = model.image_size
+    for ax, rf in zip(axes, fields, strict=True):
+        if image is not None:
+            ax.imshow(image.reshape(-1, h, w)[0].cpu(), cmap="gray")
+        else:
+            ax.imshow(np.zeros((h, w)), cmap="gray")
+        mask = empirical_receptive_field(model, rf.stage, n_probes=8)
+        ax.imshow(np.ma.masked_where(~mask.numpy(), mask.numpy()), cmap="autumn", alpha=0.45)
+        rows, cols = np.nonzero(mask.numpy())
+        ax.add_patch(
+            Rectangle((cols.min() - 0.5, rows.min() - 0.5), rf.size, rf.size, fill=False, ec="cyan", lw=2)
+        )
+        ax.set_title(f"{rf.stage}: {rf.size}x{rf.size} px\nmap {rf.spatial[0]}x{rf.spatial[1]}")
+        ax.set_axis_off()
+    return fig
+
+
+def plot_fusion_accuracy(rows: Sequence[dict[str, float]]) -> Figure:
+    """Figure: accuracy of each stream and the fusion, and the enhancement index, across noise."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    level = np.arange(len(rows))
+    labels = [f"{r['image_noise']:g}/{r['sound_noise']:g}" for r in rows]
+    for key, style in (("visual", "o-"), ("auditory", "s-"), ("fused", "^-"), ("product", "x--")):
+        ax1.plot(level, [100 * r[key] for r in rows], style, label=key)
+    ax1.axhline(10, color="gray", lw=0.8, ls=":")
+    ax1.set_xticks(level, labels, rotation=30)
+    ax1.set_xlabel("noise std (image / sound)")
+    ax1.set_ylabel("accuracy (%)")
+    ax1.legend()
+    best = [100 * max(r["visual"], r["auditory"]) for r in rows]
+    ax2.plot(best, [r["enhancement"] for r in rows], "o-", color="tab:red")
+    ax2.set_xlabel("best single-stream accuracy (%)")
+    ax2.set_ylabel("enhancement index (%)")
+    ax2.set_title("inverse effectiveness")
+    return fig

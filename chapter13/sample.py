@@ -10,66 +10,44 @@ Sampling is DDIM (Song et al. 2021, eq. 12; ``--eta 0`` deterministic, ``--eta 1
 Conditional checkpoints take ``--label D`` (a digit 0-9), ``--prompt TEXT`` and ``--guidance S``
 (the classifier-free guidance scale); an unconditional checkpoint refuses them with a clear message.
 
-Adding a checkpoint: write a function that returns a ``SamplerSpec`` (how to draw ``n`` samples and
-which of ``label``/``prompt``/``guidance`` it accepts) and name it in ``SAMPLERS`` below, e.g.
-``"text2image-digits": "chapter13.guidance:sampler_spec"``.
+Adding a checkpoint: give its ``Recipe`` in ``chapter13.recipes`` a ``sampler`` that returns a
+``SamplerSpec`` (how to draw ``n`` samples and which of ``label``/``prompt``/``guidance`` it accepts).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from chapter13 import recipes
+from chapter13.checkpoints import CheckpointError
+from chapter13.evaluate import sample_metrics
+from chapter13.plotting import save_grid
+from chapter13.recipes import SampleError, SamplerSpec
+
 CONDITIONS = ("label", "prompt", "guidance")
 
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    """How to sample one checkpoint.
-
-    ``draw(n, *, steps, eta, seed, device, progress, **cond) -> Tensor (n, C, H, W) in [-1, 1]``, where
-    ``cond`` holds only the conditions the user gave, each in ``accepts`` (a subset of
-    ``{"label", "prompt", "guidance"}``): ``label`` an int 0-9, ``prompt`` a str, ``guidance`` a float.
-    ``max_steps`` is the model's T (the most DDIM steps that make sense).
-    """
-
-    draw: Callable[..., Tensor]
-    accepts: frozenset[str] = frozenset()
-    max_steps: int = 1000
-
-
-SAMPLERS: dict[str, str] = {
-    "codelab-mnist": "chapter13.codelab:sampler_spec",
-    "text2image-digits": "chapter13.guidance:sampler_spec",
-    "latent-text2image-digits": "chapter13.latent:sampler_spec",
-}
-"""Checkpoint name -> ``"module:function"`` returning its ``SamplerSpec``."""
-
-
-class SampleError(ValueError):
-    """The command line asked for something the checkpoint cannot do."""
+__all__ = ["SampleError", "SamplerSpec", "get_spec", "main", "sample", "write_samples"]
 
 
 def get_spec(name: str) -> SamplerSpec:
     """The ``SamplerSpec`` of checkpoint ``name``; a clear error for names without one."""
-    if name not in SAMPLERS:
-        known = ", ".join(sorted(SAMPLERS))
+    sampler = recipes.get(name).sampler if name in recipes.FAMILIES else None
+    if sampler is None:
+        known = ", ".join(sorted(recipes.samplable()))
         raise SampleError(
             f"no sampler for checkpoint {name!r}. Checkpoints you can sample: {known}. "
             "(`python -m chapter13.train --list` lists every checkpoint, including non-diffusion ones.)"
         )
-    module_name, _, attr = SAMPLERS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)()
+    return sampler()
 
 
 def given_conditions(label: int | None, prompt: str | None, guidance: float | None) -> dict[str, Any]:
@@ -107,8 +85,6 @@ def write_samples(samples: Tensor, out: str | Path) -> Path:
     if out.suffix == ".pt":
         torch.save(samples.detach().float().cpu().contiguous(), out)
     elif out.suffix == ".png":
-        from chapter13.plotting import save_grid
-
         save_grid(samples, str(out), nrow=max(1, math.ceil(math.sqrt(len(samples)))))
     else:
         raise SampleError(f"--out must end in .pt (tensor) or .png (image grid), got {out.name!r}")
@@ -151,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m chapter13.sample",
         description="Sample a shipped diffusion model with DDIM and write a .pt tensor or a .png grid.",
     )
-    parser.add_argument("name", help=f"checkpoint name ({', '.join(sorted(SAMPLERS))})")
+    parser.add_argument("name", help=f"checkpoint name ({', '.join(sorted(recipes.samplable()))})")
     parser.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -170,8 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for a bad request)."""
-    from chapter13.checkpoints import CheckpointError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if Path(args.out).suffix not in (".pt", ".png"):
@@ -189,8 +163,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = write_samples(samples, args.out)
     print(f"wrote {len(samples)} samples {tuple(samples.shape[1:])} to {path} in {seconds:.1f} s")
     if args.metrics:
-        from chapter13.evaluate import sample_metrics
-
         if tuple(samples.shape[1:]) != (1, 28, 28):
             print("(--metrics scores 28x28 digits only; skipped)")
         else:
@@ -203,8 +175,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the package's copy of this module: under `python -m` this file is also `__main__`, whose
-    # SampleError is a different class from the `chapter13.sample.SampleError` that samplers raise.
-    from chapter13.sample import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

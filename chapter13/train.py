@@ -6,7 +6,8 @@ of the weights, a ``tqdm.auto`` progress bar with the running loss, a NaN guard,
 writes and resume. Every section's trainer calls it, so they all behave alike.
 
 Command line: ``python -m chapter13.train NAME`` retrains and rewrites a shipped checkpoint
-(``--list`` shows the names).
+(``--list`` shows the names): ``build(NAME)`` runs the recipe registered in ``chapter13.recipes``
+and saves what it returns with ``chapter13.checkpoints.save``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from chapter13 import checkpoints, recipes
+from chapter13.checkpoints import atomic_torch_save
 from chapter13.config import default_device
+from chapter13.recipes import rebuild_command
 
 Batch = Sequence[torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -135,8 +139,6 @@ def fit(
     Raises:
         FloatingPointError: the loss became NaN or infinite (with the step and what to try).
     """
-    from chapter13.checkpoints import atomic_torch_save
-
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     if batch_size < 1:
@@ -224,6 +226,19 @@ def fit(
     return TrainResult(model=model, ema_model=ema_model.eval(), losses=losses, seconds=seconds, steps=steps)
 
 
+def loss_curve(losses: Sequence[float], points: int = 50) -> list[float]:
+    """``losses`` averaged over ``points`` equal windows (a compact curve to store and plot)."""
+    if len(losses) == 0:
+        raise ValueError("no losses to summarise")
+    chunks = torch.tensor(list(losses), dtype=torch.float64).tensor_split(min(points, len(losses)))
+    return [round(float(c.mean()), 5) for c in chunks]
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average, or ``None`` where the OS has none (Windows)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 class RunRecord:
     """Context manager around a checkpoint's training run: CPU seconds of this process, torch's
     thread count and the load average before and after, the context a wall time needs.
@@ -235,7 +250,7 @@ class RunRecord:
 
     def __enter__(self) -> RunRecord:
         self.info: dict[str, Any] = {
-            "load_before": round(os.getloadavg()[0], 2),
+            "load_before": _load_average(),
             "threads": torch.get_num_threads(),
         }
         self._cpu = time.process_time()
@@ -243,7 +258,7 @@ class RunRecord:
 
     def __exit__(self, *exc: Any) -> None:
         self.info["cpu_seconds"] = time.process_time() - self._cpu
-        self.info["load_after"] = round(os.getloadavg()[0], 2)
+        self.info["load_after"] = _load_average()
 
     def quality_fields(self) -> dict[str, float | int]:
         """The entries a checkpoint's manifest ``quality`` records about the run."""
@@ -255,9 +270,23 @@ class RunRecord:
         }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    from chapter13.checkpoints import REGISTRY, build, rebuild_command
+def build(name: str) -> nn.Module:
+    """Run the recipe of checkpoint ``name`` (train, measure) and save the result with its manifest entry."""
+    recipe = recipes.get(name)
+    built = recipe.train()
+    checkpoints.save(
+        name,
+        built.model,
+        built.config,
+        train_seconds=built.train_seconds,
+        quality=built.quality,
+        notes=built.notes,
+    )
+    print(f"{name}: saved; {built.train_seconds / 60:.1f} min of training; quality {built.quality}")
+    return built.model
 
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m chapter13.train", description="Retrain and rewrite a shipped checkpoint."
     )
@@ -266,14 +295,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true", help="rebuild every checkpoint, in registry order")
     args = parser.parse_args(argv)
     if args.all:
-        for name in REGISTRY:
+        for name in recipes.names():
             print(f"== {rebuild_command(name)}", flush=True)
             build(name)
         return
     if args.list or not args.name:
-        for name, recipe in REGISTRY.items():
-            print(f"{name:28s} {recipe.description}   [{rebuild_command(name)}]")
+        for name in recipes.names():
+            print(f"{name:28s} {recipes.get(name).description}   [{rebuild_command(name)}]")
         return
+    if args.name not in recipes.FAMILIES:
+        parser.error(f"unknown checkpoint {args.name!r}; known: {', '.join(recipes.names())}")
     build(args.name)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,7 +25,17 @@ from torch import Tensor, nn
 
 from chapter13.attention import CrossAttention2d, SelfAttention2d, norm_groups
 
-__all__ = ["ResBlock", "SinusoidalTimeEmbedding", "UNet"]
+__all__ = [
+    "ChannelPlan",
+    "ResBlock",
+    "SinusoidalTimeEmbedding",
+    "UNet",
+    "channel_plan",
+    "check_channel_mults",
+    "check_positive_int",
+    "check_timesteps",
+    "time_mlp",
+]
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -78,6 +89,92 @@ class ResBlock(nn.Module):
         h = h + self.emb(F.silu(emb))[:, :, None, None]
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
+
+
+def time_mlp(base_channels: int) -> nn.Sequential:
+    """Sinusoidal embedding of t followed by a 2-layer MLP (DDPM Appendix B), width 4·``base_channels``.
+
+    forward(t: (B,) long) -> (B, 4·base_channels). Every U-Net of the package (images, clips, sounds)
+    embeds time this way.
+    """
+    emb_dim = 4 * base_channels
+    return nn.Sequential(
+        SinusoidalTimeEmbedding(base_channels),
+        nn.Linear(base_channels, emb_dim),
+        nn.SiLU(),
+        nn.Linear(emb_dim, emb_dim),
+    )
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an int >= ``minimum`` (not a bool); a ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def check_channel_mults(channel_mults: Sequence[int]) -> tuple[int, ...]:
+    """``channel_mults`` as a tuple of positive ints; a ValueError otherwise."""
+    mults = tuple(int(m) for m in channel_mults)
+    if not mults or min(mults) < 1:
+        raise ValueError(
+            f"channel_mults must be a non-empty list of positive ints, got {list(channel_mults)}"
+        )
+    return mults
+
+
+def check_timesteps(t: Tensor | int, batch: int, device: torch.device) -> Tensor:
+    """``t`` as a (batch,) tensor on ``device``; an int or 0-d tensor applies to the whole batch."""
+    if not isinstance(t, Tensor):
+        t = torch.tensor(t)
+    if t.dim() == 0:
+        t = t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"t must have shape ({batch},), one timestep per example, got {tuple(t.shape)}")
+    return t.to(device)
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    """The channel bookkeeping of a U-Net with skip connections (Ronneberger et al. 2015; the DDPM
+    layout, Ho et al. 2020, Appendix B), shared by the image, video and audio U-Nets.
+
+    ``down[level]``: (in, out) of each block on the way down; a down-sampling follows every level but
+    the last. ``mid``: the width of the middle block. ``up``: (level, [(in, out), ...]) from the
+    deepest level up, where ``in`` includes the skip connection it concatenates; an up-sampling
+    follows every level but level 0. ``out``: the width after the last up block.
+    """
+
+    down: list[list[tuple[int, int]]]
+    mid: int
+    up: list[tuple[int, list[tuple[int, int]]]]
+    out: int
+
+
+def channel_plan(base_channels: int, channel_mults: Sequence[int], num_res_blocks: int) -> ChannelPlan:
+    """Widths of every block of a U-Net: ``num_res_blocks`` per level down, one more per level up,
+    level i ``base_channels * channel_mults[i]`` wide, one skip per block and per down-sampling."""
+    skips = [base_channels]
+    ch = base_channels
+    down = []
+    for level, mult in enumerate(channel_mults):
+        pairs = []
+        for _ in range(num_res_blocks):
+            pairs.append((ch, base_channels * mult))
+            ch = base_channels * mult
+            skips.append(ch)
+        down.append(pairs)
+        if level < len(channel_mults) - 1:
+            skips.append(ch)
+    mid = ch
+    up = []
+    for level, mult in reversed(list(enumerate(channel_mults))):
+        pairs = []
+        for _ in range(num_res_blocks + 1):
+            pairs.append((ch + skips.pop(), base_channels * mult))
+            ch = base_channels * mult
+        up.append((level, pairs))
+    return ChannelPlan(down=down, mid=mid, up=up, out=ch)
 
 
 class _Level(nn.Module):
@@ -194,32 +291,22 @@ class UNet(nn.Module):
         self.num_classes, self.context_dim = num_classes, context_dim
 
         emb_dim = 4 * base_channels
-        self.time_embed = nn.Sequential(
-            SinusoidalTimeEmbedding(base_channels),
-            nn.Linear(base_channels, emb_dim),
-            nn.SiLU(),
-            nn.Linear(emb_dim, emb_dim),
-        )
+        self.time_embed = time_mlp(base_channels)
         self.class_embed = nn.Embedding(num_classes, emb_dim) if num_classes else None
 
         self.init_conv = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        plan = channel_plan(base_channels, channel_mults, num_res_blocks)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
-        skips = [base_channels]
-        ch = base_channels
-        for level, mult in enumerate(channel_mults):
-            out = base_channels * mult
+        for level, pairs in enumerate(plan.down):
             attn = resolutions[level] in attention_resolutions
-            blocks = nn.ModuleList()
-            for _ in range(num_res_blocks):
-                blocks.append(_Level(ch, out, emb_dim, dropout, attn, context_dim, heads))
-                ch = out
-                skips.append(ch)
-            self.down.append(blocks)
-            if level < len(channel_mults) - 1:
-                self.downsample.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
-                skips.append(ch)
+            self.down.append(
+                nn.ModuleList(_Level(i, o, emb_dim, dropout, attn, context_dim, heads) for i, o in pairs)
+            )
+            if level < len(plan.down) - 1:
+                self.downsample.append(nn.Conv2d(pairs[-1][1], pairs[-1][1], 3, stride=2, padding=1))
 
+        ch = plan.mid
         self.mid1 = ResBlock(ch, ch, emb_dim, dropout)
         self.mid_attn = SelfAttention2d(ch, heads)
         self.mid_cross = CrossAttention2d(ch, context_dim, heads) if context_dim else None
@@ -227,30 +314,22 @@ class UNet(nn.Module):
 
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(channel_mults))):
-            out = base_channels * mult
+        for level, pairs in plan.up:
             attn = resolutions[level] in attention_resolutions
-            blocks = nn.ModuleList()
-            for _ in range(num_res_blocks + 1):
-                blocks.append(_Level(ch + skips.pop(), out, emb_dim, dropout, attn, context_dim, heads))
-                ch = out
-            self.up.append(blocks)
+            self.up.append(
+                nn.ModuleList(_Level(i, o, emb_dim, dropout, attn, context_dim, heads) for i, o in pairs)
+            )
             if level > 0:
-                self.upsample.append(nn.Conv2d(ch, ch, 3, padding=1))
+                self.upsample.append(nn.Conv2d(pairs[-1][1], pairs[-1][1], 3, padding=1))
 
+        ch = plan.out
         self.out_norm = nn.GroupNorm(norm_groups(ch), ch)
         self.out_conv = nn.Conv2d(ch, out_channels, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
     def _embed(self, t: Tensor, batch: int, class_labels: Tensor | None, device: torch.device) -> Tensor:
-        if not isinstance(t, Tensor):
-            t = torch.tensor(t)
-        if t.dim() == 0:
-            t = t.expand(batch)
-        if t.shape != (batch,):
-            raise ValueError(f"t must have shape ({batch},), one timestep per image, got {tuple(t.shape)}")
-        emb = self.time_embed(t.to(device))
+        emb = self.time_embed(check_timesteps(t, batch, device))
         if self.class_embed is not None and class_labels is not None:
             if class_labels.shape != (batch,):
                 raise ValueError(f"class_labels must have shape ({batch},), got {tuple(class_labels.shape)}")

@@ -21,11 +21,12 @@ import pytest
 import torch
 
 from chapter13 import checkpoints, sample
+from chapter13.audio import sample_sounds
 from chapter13.codelab import sample_digits
 from chapter13.data import load_mnist
 from chapter13.hierarchy import auditory_code
 from chapter13.multimodal import Tokenizer
-from chapter13.temporal import sample_clips, sample_sounds
+from chapter13.temporal import sample_clips
 
 PINS = Path(__file__).with_name("pinned_outputs.json")
 

@@ -75,10 +75,17 @@ def test_class_and_context_hooks():
 
 
 def test_config_round_trips_through_json():
-    m = UNet(base_channels=8, channel_mults=[1, 2], attention_resolutions=[14], num_classes=3)
+    """``UNet(**config)`` rebuilds the same network: same config, same weights' shapes, same output."""
+    m = UNet(base_channels=8, channel_mults=[1, 2], attention_resolutions=[14], num_classes=3, heads=2)
     config = json.loads(json.dumps(m.config))
     m2 = UNet(**config)
+    assert m2.config == m.config
     m2.load_state_dict(m.state_dict())
+    for p in m.parameters():  # non-zero everywhere, so that every layer shapes the output
+        torch.nn.init.normal_(p, std=0.2)
+    m2.load_state_dict(m.state_dict())
+    x, t, labels = torch.randn(2, 1, 28, 28), torch.tensor([3, 700]), torch.tensor([0, 2])
+    torch.testing.assert_close(m2(x, t, class_labels=labels), m(x, t, class_labels=labels))
 
 
 def test_bad_input():

@@ -12,7 +12,7 @@ The notes say what to watch for in code of this shape and name the package's rep
 not claims about misprints in the chapter.
 
 - :class:`VideoUNet`: use :class:`chapter13.temporal.VideoUNet` (factorised space-then-time).
-- :class:`AudioDiffusion`: use :class:`chapter13.temporal.AudioDiffusion`.
+- :class:`AudioDiffusion`: use :class:`chapter13.audio.AudioDiffusion`.
 - :func:`consistency_loss`: use :func:`chapter13.temporal.consistency_loss` and, for training,
   :func:`chapter13.temporal.video_diffusion_loss`.
 """
@@ -71,7 +71,7 @@ class AudioDiffusion(nn.Module):
 
     Input ``x``: (batch, 1, samples), ``t``: (batch,).
 
-    What to watch for (the package's replacement: :class:`chapter13.temporal.AudioDiffusion`):
+    What to watch for (the package's replacement: :class:`chapter13.audio.AudioDiffusion`):
     the length must be divisible by 4 (two stride-2 layers) or the skips do not line up; the
     receptive field of two down-samplings with kernel 3 is a few tens of samples, far shorter than
     a sound, so nothing keeps the pitch constant over the whole tone (the package's network adds

@@ -15,7 +15,7 @@ kept verbatim in ``chapter13.book.sec13_2`` and re-exported here, unchanged:
 linear schedule and a plain Adam loop on the noise-prediction MSE. We did not have the lab's loop
 verbatim; this is the loop the chapter describes, written in its style and built on the book's own
 ``forward_diffusion``, so the loop is only as wrong as the listings it calls. The package's loop is
-``chapter13.train.fit`` through ``chapter13.codelab.train_codelab``.
+``chapter13.train.fit`` through ``chapter13.recipes.codelab.train_codelab``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from torchvision.utils import make_grid
 
 from chapter13.captions import caption_for, default_caption
 from chapter13.config import torch_threads
-from chapter13.guidance import TextToImageUNet, generate, parse_prompt
+from chapter13.text2image import TextToImageUNet, generate, parse_prompt
 
 SCALE_RANGE = (0.0, 10.0)
 DEFAULT_MODEL = "latent-text2image-digits"
