@@ -22,16 +22,13 @@ import torch
 from chapter13 import checkpoints
 from chapter13.captions import captioned_digits
 from chapter13.data import load_mnist
-from chapter13.multimodal import (
+from chapter13.multimodal import TinyCLIP, caption_similarity, digit_prompts, zero_shot_accuracy
+from chapter13.recipes.clip import (
     CLIP_DIGITS_CONFIG,
     CLIP_DIGITS_TRAINING,
-    TinyCLIP,
-    caption_similarity,
-    digit_prompts,
     evaluate_clip,
     load_clip,
     train_clip,
-    zero_shot_accuracy,
 )
 from chapter13.widgets.temperature import TemperatureView, temperature_figure
 

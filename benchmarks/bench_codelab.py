@@ -21,16 +21,11 @@ from typing import Any
 import torch
 
 from chapter13 import checkpoints
-from chapter13.codelab import (
-    NOTEBOOK_TRAINING,
-    evaluate_codelab,
-    load_codelab,
-    macs_per_image,
-    sample_digits,
-    train_codelab,
-)
+from chapter13.codelab import sample_digits
+from chapter13.cost import macs_per_image
 from chapter13.data import load_mnist
 from chapter13.evaluate import accuracy, load_classifier, sample_metrics
+from chapter13.recipes.codelab import NOTEBOOK_TRAINING, evaluate_codelab, train_codelab
 
 ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "lab recipe (notebook length)": ({}, {}),
@@ -77,7 +72,8 @@ def train_and_score(
     ``save``: also write both models' weights and configs to this file (to score them again later).
     """
     settings = {**NOTEBOOK_TRAINING, **train_over}
-    ema, result = train_codelab(model_over, progress=False, device=device, **settings)
+    result = train_codelab(model_over, progress=False, device=device, **settings)
+    ema = result.ema_model
     if save:
         state = {"config": ema.config, "ema": ema.state_dict(), "raw": result.model.state_dict()}
         torch.save({**state, "seconds": result.seconds, "losses": result.losses}, save)
@@ -156,7 +152,7 @@ def main() -> None:
 def shipped(args: argparse.Namespace, results: dict[str, Any]) -> None:
     """Size, quality (DDIM at several step counts, DDPM-1000) and sampling speed of codelab-mnist."""
     info = checkpoints.entry("codelab-mnist")
-    model = load_codelab()
+    model = checkpoints.load_model("codelab-mnist")
     macs = macs_per_image(model)
     size_mb = info["bytes"] / 1e6
     row("codelab-mnist size", f"{size_mb:.2f} MB, {info['parameters']:,d} params", "a few MB", size_mb < 5)

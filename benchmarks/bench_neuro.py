@@ -25,6 +25,7 @@ import torch
 from chapter13 import hierarchy, neuro
 from chapter13.checkpoints import load_model
 from chapter13.data import load_mnist
+from chapter13.evaluate import accuracy
 from chapter13.widgets import neuro as nw
 
 BUDGET_S = 0.1
@@ -85,7 +86,7 @@ def hierarchy_table(x: torch.Tensor, y: torch.Tensor, levels=(0.0, 0.5, 1.0, 1.5
     rows = []
     for level in levels:
         noisy = hierarchy.add_image_noise(x, level, generator=torch.Generator().manual_seed(0))
-        rows.append((level, hierarchy.classifier_accuracy(model, noisy, y)))
+        rows.append((level, accuracy(model, noisy, y)))
     return rows
 
 

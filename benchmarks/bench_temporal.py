@@ -1,6 +1,6 @@
 """13.4 benchmark: temporal consistency of jointly sampled clips, pitch of generated tones, costs.
 
-Measures, with the package's own code (``chapter13.temporal``):
+Measures, with the package's own code (``chapter13.temporal``, ``chapter13.audio``):
 
 1. Video: real clips vs clips sampled jointly by the spatio-temporal ``video-digits`` model vs clips
    whose frames were sampled independently by the same network with time mixing off
@@ -33,21 +33,16 @@ import torch
 from torch import nn
 
 from chapter13 import checkpoints
+from chapter13.audio import pitch_metrics, sample_sounds
+from chapter13.recipes.video import VIDEO_DATA
 from chapter13.synthetic import PITCHES, SAMPLE_RATE, moving_digits
-from chapter13.temporal import (
-    VIDEO_DATA,
-    TemporalConv,
-    identity_consistency,
-    pitch_metrics,
-    sample_clips,
-    sample_sounds,
-    temporal_metrics,
-)
+from chapter13.temporal import TemporalConv, identity_consistency, sample_clips, temporal_metrics
+from chapter13.train import build
 
 
 def _load(name: str, train: bool) -> nn.Module:
     if train:
-        checkpoints.build(name)
+        build(name)  # retrain and save, as python -m chapter13.train NAME does
     return checkpoints.load_model(name)
 
 

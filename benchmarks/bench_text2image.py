@@ -36,9 +36,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from chapter13 import checkpoints, guidance
+from chapter13 import checkpoints, text2image
 from chapter13.captions import default_caption
 from chapter13.config import CHECKPOINT_DIR
+from chapter13.recipes.text2image import evaluate_labels
 from chapter13.widgets import guidance as widget
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -50,17 +51,17 @@ def load() -> str:
 
 
 def tradeoff(model, scales, per_digit, steps, seed) -> dict[float, dict[str, float]]:
-    return guidance.evaluate_labels(model, scales, per_digit=per_digit, steps=steps, seed=seed)
+    return evaluate_labels(model, scales, per_digit=per_digit, steps=steps, seed=seed)
 
 
 def cost_per_image(model, n: int, steps: int, repeats: int = 2) -> float:
     """Seconds per image of guided DDIM (s = 3) on ``n`` label prompts, best of ``repeats``."""
-    prompts = guidance.label_prompts(torch.arange(n) % 10)
+    prompts = text2image.label_prompts(torch.arange(n) % 10)
     model.encode_text(prompts)  # text encodings are cached; time the diffusion (and decoding) only
     best = float("inf")
     for r in range(repeats):
         start = time.perf_counter()
-        guidance.generate(model, prompts, guidance=3.0, steps=steps, seed=r)
+        text2image.generate(model, prompts, guidance=3.0, steps=steps, seed=r)
         best = min(best, time.perf_counter() - start)
     return best / n
 
@@ -69,9 +70,9 @@ def flops_per_image(model, steps: int) -> float:
     """Floating-point operations of guided DDIM (s = 3) per image, counted by torch (deterministic)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    prompts = guidance.label_prompts([3, 7])
+    prompts = text2image.label_prompts([3, 7])
     with FlopCounterMode(display=False) as counter:
-        guidance.generate(model, prompts, guidance=3.0, steps=steps, seed=0)
+        text2image.generate(model, prompts, guidance=3.0, steps=steps, seed=0)
     return counter.get_total_flops() / len(prompts)
 
 
