@@ -12,9 +12,13 @@ from torch import nn
 
 from chapter13 import checkpoints, codelab
 from chapter13.book import sec13_6 as book
-from chapter13.codelab import CODELAB_MODEL, PatchUNet
+from chapter13.codelab import PatchUNet
+from chapter13.cost import macs_per_image
 from chapter13.diffusion import NoiseSchedule
 from chapter13.exercises import sec13_6 as ex
+from chapter13.recipes import codelab as recipe
+from chapter13.recipes.codelab import CODELAB_MODEL
+from chapter13.train import TrainResult, loss_curve
 
 TINY = dict(CODELAB_MODEL, base_channels=8, channel_mults=[1, 2])
 
@@ -95,9 +99,10 @@ def test_patch_unet_errors():
 
 
 def test_noise_schedules():
-    cos = PatchUNet(**TINY).noise_schedule()
+    cos = PatchUNet(**TINY).schedule
+    assert isinstance(cos, NoiseSchedule)
     assert torch.equal(cos.alpha_bars, NoiseSchedule.cosine(1000).alpha_bars)
-    lin = PatchUNet(**dict(TINY, schedule="linear", T=500)).noise_schedule()
+    lin = PatchUNet(**dict(TINY, schedule="linear", T=500)).schedule
     assert lin.T == 500
     assert lin.betas[0].item() == pytest.approx(1e-4) and lin.betas[-1].item() == pytest.approx(0.02)
 
@@ -105,10 +110,10 @@ def test_noise_schedules():
 def test_loss_curve_window_means():
     losses = [float(v) for v in range(10)]
     expected = [float(np.mean(c)) for c in np.array_split(np.arange(10.0), 4)]
-    assert codelab.loss_curve(losses, points=4) == pytest.approx(expected)
-    assert codelab.loss_curve([1.0, 2.0], points=50) == [1.0, 2.0]
+    assert loss_curve(losses, points=4) == pytest.approx(expected)
+    assert loss_curve([1.0, 2.0], points=50) == [1.0, 2.0]
     with pytest.raises(ValueError):
-        codelab.loss_curve([])
+        loss_curve([])
 
 
 class _OneConv(nn.Module):
@@ -122,15 +127,17 @@ class _OneConv(nn.Module):
 
 def test_macs_per_image_counts_a_convolution():
     # a 3x3 conv from 1 to 2 channels on 28x28: 28 * 28 * 2 outputs, 9 multiply-adds each
-    assert codelab.macs_per_image(_OneConv()) == 28 * 28 * 2 * 9
+    assert macs_per_image(_OneConv()) == 28 * 28 * 2 * 9
 
 
 def test_train_codelab_tiny_run_and_bad_settings():
-    ema, result = codelab.train_codelab(TINY, steps=3, batch_size=8, warmup=1, limit=32, progress=False)
+    result = recipe.train_codelab(TINY, steps=3, batch_size=8, warmup=1, limit=32, progress=False)
+    assert isinstance(result, TrainResult) and result.steps == 3
     assert len(result.losses) == 3 and all(math.isfinite(v) for v in result.losses)
-    assert not ema.training and isinstance(ema, PatchUNet)
+    ema = result.ema_model
+    assert not ema.training and isinstance(ema, PatchUNet) and ema is not result.model
     with pytest.raises(TypeError, match="unknown training settings"):
-        codelab.train_codelab(TINY, step=3)
+        recipe.train_codelab(TINY, step=3)
 
 
 def test_sample_digits_shapes_seeds_and_errors():
@@ -154,7 +161,7 @@ def test_sample_digits_shapes_seeds_and_errors():
 
 
 def test_sampler_spec_is_unconditional():
-    spec = codelab.sampler_spec()
+    spec = recipe.sampler_spec()
     assert spec.accepts == frozenset() and spec.max_steps == 1000
 
 
@@ -170,14 +177,14 @@ def test_shipped_codelab_checkpoint():
     assert q["samples"] == 256
     assert q["ddim50_confident_fraction"] >= 0.85 and q["ddim50_class_entropy"] >= 0.95
     assert info["train_seconds"] > 0 and len(q["loss_curve"]) == 50
-    model = codelab.load_codelab()
+    model = checkpoints.load_model("codelab-mnist")
     assert isinstance(model, PatchUNet) and not model.training
 
 
 def test_shipped_codelab_makes_digits():
     from chapter13.evaluate import sample_metrics
 
-    x = codelab.sample_digits(codelab.load_codelab(), 48, steps=20, seed=123)
+    x = codelab.sample_digits(checkpoints.load_model("codelab-mnist"), 48, steps=20, seed=123)
     m = sample_metrics(x)
     assert m["confident_fraction"] >= 0.7
     assert sum(1 for c in m["class_histogram"] if c > 0) >= 8  # no mode collapse

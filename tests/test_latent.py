@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from chapter13 import guidance, latent
+from chapter13 import latent
+from chapter13.recipes import latent as recipe
+from chapter13.text2image import generate
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +83,10 @@ def test_bad_shapes_are_explained(vae):
 
 
 def test_latent_model_samples_and_decodes(vae):
-    tiny = dict(latent.LATENT_UNET, base_channels=8)
-    model = latent.new_latent_text_to_image(vae, tiny, clip=None).eval()
+    tiny = dict(recipe.LATENT_UNET, base_channels=8)
+    model = recipe.new_latent_text_to_image(vae, tiny, clip=None).eval()
     assert model.sample_shape == (4, 8, 8) and model.clip_samples is False
-    images = guidance.generate(model, ["a handwritten digit 3", "a thin 5"], guidance=2.0, steps=3)
+    images = generate(model, ["a handwritten digit 3", "a thin 5"], guidance=2.0, steps=3)
     assert images.shape == (2, 1, 28, 28)
     assert images.min() >= -1 and images.max() <= 1
     # the frozen VAE is part of the model: its weights and latent scaling are the given VAE's
@@ -93,5 +95,5 @@ def test_latent_model_samples_and_decodes(vae):
     # rebuilding from the stored config gives the same model (what checkpoints.load_model does)
     clone = latent.LatentTextToImage(**model.config)
     clone.load_state_dict(model.state_dict())
-    again = guidance.generate(clone.eval(), ["a handwritten digit 3", "a thin 5"], guidance=2.0, steps=3)
+    again = generate(clone.eval(), ["a handwritten digit 3", "a thin 5"], guidance=2.0, steps=3)
     torch.testing.assert_close(again, images)

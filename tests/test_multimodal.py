@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from chapter13 import multimodal as M
 from chapter13.captions import TEMPLATES, attribute_combinations, caption_for, normalize
+from chapter13.recipes import clip as recipe
+from chapter13.train import TrainResult
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -276,15 +278,16 @@ def test_training_lowers_the_loss():
     data = captioned_digits("train", limit=64)
     torch.manual_seed(0)
     model = M.TinyCLIP(image_width=8, image_dim=32, text_dim=32, text_depth=1, joint_dim=16)
-    images, ids, mask = M.clip_training_tensors(data)
+    images, ids, mask = recipe.clip_training_tensors(data)
     with torch.no_grad():
         before = M.clip_loss(model, (images, ids, mask)).item()
     torch.set_num_threads(2)  # train_clip(threads=1) must put this back afterwards
     threads = torch.get_num_threads()
-    result = M.train_clip(
+    result = recipe.train_clip(
         model, data, steps=30, batch_size=64, lr=3e-3, progress=False, device="cpu", warmup=5, threads=1
     )
     assert torch.get_num_threads() == threads == 2  # restored after training
+    assert isinstance(result, TrainResult) and len(result.losses) == 30
     torch.set_num_threads(1)
     with torch.no_grad():
         after = M.clip_loss(result.model, (images, ids, mask)).item()
@@ -320,10 +323,10 @@ def test_shipped_checkpoint_quality():
         checkpoints.entry("clip-digits")
     except checkpoints.CheckpointError:
         pytest.skip("clip-digits not built yet: python -m chapter13.train clip-digits")
-    model, _ = M.load_clip()
+    model, _ = recipe.load_clip()
     x, y = load_mnist("test")
     assert M.zero_shot_accuracy(model, x, y) >= 0.90
-    tok, encoder = M.load_text_encoder()
+    tok, encoder = recipe.load_text_encoder()
     tokens, pooled = encoder(
         *tok.encode(["a handwritten digit 3", "a thick small seven in the top left corner"])
     )
@@ -372,7 +375,8 @@ def test_temperature_figure_updates_in_place():
     fig = temperature_figure(s, 0.07, labels=list("abcd"))
     assert len(fig.axes) == 5  # three panels and two colour bars
     assert temperature_figure(s, 0.5, fig=fig) is fig
-    image = fig._ch13_artists[0]
+    assert len(fig.axes) == 5  # drawn again, not drawn twice
+    image = fig.axes[1].images[0]  # the image->text softmax
     e = torch.exp(s.double() / 0.5)
     assert torch.allclose(torch.as_tensor(image.get_array()), e / e.sum(dim=1, keepdim=True))
     plt.close(fig)
@@ -428,12 +432,14 @@ def test_temperature_view_renders_png():
     png = view.render(0.2)
     assert png.startswith(b"\x89PNG")
     e = torch.exp(s.double() / 0.2)
-    assert torch.allclose(torch.as_tensor(view.artists[0].get_array()), e / e.sum(dim=1, keepdim=True))
+    assert torch.allclose(torch.as_tensor(view.softmax_image.get_array()), e / e.sum(dim=1, keepdim=True))
+    assert view.render(0.5) != png and (view.full_draws, view.blits) == (1, 1)  # the update is blitted
     box = temperature_widget(s)
     slider, image = box.children
     before = image.value
     slider.value = 1.0
     assert image.value != before  # moving the slider redraws the picture
+    assert len(box.timer) == 2  # the first picture and the update, timed by the view's timer
     with pytest.raises(ValueError, match="labels"):
         TemperatureView(s, labels=["a"])
 

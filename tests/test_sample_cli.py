@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import runpy
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
+from chapter13 import recipes
 from chapter13 import sample as cli
 from chapter13.sample import SamplerSpec
 
@@ -26,7 +29,14 @@ def _stub_conditional():
 
 @pytest.fixture
 def stub(monkeypatch):
-    monkeypatch.setitem(cli.SAMPLERS, "stub-conditional", f"{__name__}:_stub_conditional")
+    """A registered checkpoint family of its own (``chapter13.recipes.stub_family``) whose one recipe
+    has the stub sampler: the command line finds it through the registry, as it finds real ones."""
+    family = types.ModuleType("chapter13.recipes.stub_family")
+    family.RECIPES = (
+        recipes.Recipe("stub-conditional", "a stub", nn.Module, lambda: None, _stub_conditional),
+    )
+    monkeypatch.setitem(sys.modules, family.__name__, family)
+    monkeypatch.setitem(recipes.FAMILIES, "stub-conditional", "stub_family")
     return "stub-conditional"
 
 

@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from chapter13.diffusion import NoiseSchedule, diffusion_loss, sample_ddim
+from chapter13.audio import AudioDiffusion, dominant_frequency, pitch_metrics, spectrogram
+from chapter13.diffusion import NoiseSchedule, diffusion_loss, make_schedule, sample_ddim
 from chapter13.synthetic import PITCHES, SAMPLE_RATE, moving_digits, tones
 from chapter13.temporal import (
-    AudioDiffusion,
     VideoUNet,
     consistency_loss,
-    dominant_frequency,
     frame_difference,
     ink_variation,
-    pitch_metrics,
-    spectrogram,
     temporal_metrics,
     video_diffusion_loss,
     warp_error,
@@ -131,7 +128,7 @@ def test_audio_diffusion_keeps_the_shape(patch):
 def test_audio_patching_is_a_pure_reshape():
     """With patch=p the U-Net sees (B, C·p, L/p): sample j·p + i of channel c in channel c·p + i at
     position j, and the output is unfolded the same way back."""
-    from chapter13.temporal import fold_patches, unfold_patches
+    from chapter13.audio import fold_patches, unfold_patches
 
     b, length, p = 2, 64, 4
     x = torch.arange(b * 2 * length, dtype=torch.float32).reshape(b, 2, length)
@@ -440,10 +437,8 @@ def test_v_model_returns_the_true_noise_when_its_network_predicts_the_true_v():
 def test_v_model_loss_and_schedule_check():
     model = _randomise(AudioDiffusion(prediction="v", schedule="cosine", T=50, **SMALL_AUDIO))
     x0 = torch.rand(2, 1, 64) * 2 - 1
-    from chapter13.temporal import make_schedule, parameterised_loss
-
     gen = torch.Generator().manual_seed(1)
-    loss = parameterised_loss(model, make_schedule("cosine", 50), x0, generator=gen)
+    loss = diffusion_loss(model, make_schedule("cosine", 50), x0, space="native", generator=gen)
     # by hand, same draws
     gen = torch.Generator().manual_seed(1)
     t = torch.randint(0, 50, (2,), generator=gen)
@@ -454,7 +449,7 @@ def test_v_model_loss_and_schedule_check():
         expected = (model.predict(x_t, t) - (ab.sqrt() * eps - (1 - ab).sqrt() * x0)).pow(2).mean()
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="built for the 'cosine' schedule"):
-        parameterised_loss(model, NoiseSchedule.linear(50), x0)
+        diffusion_loss(model, NoiseSchedule.linear(50), x0, space="native")
     with pytest.raises(ValueError, match="prediction"):
         AudioDiffusion(prediction="x0")
 
@@ -469,23 +464,25 @@ def test_consistency_loss_per_clip_reduction():
 
 
 def test_min_snr_weighting_by_hand():
-    """Hang et al. 2023: weight min(SNR, g) / SNR for eps-targets, min(SNR, g) / (SNR + 1) for v."""
-    from chapter13.temporal import parameterised_loss
-
+    """Hang et al. 2023: weight min(SNR, g) / SNR for eps-targets, min(SNR, g) / (SNR + 1) for v
+    (each in the model's own space, ``space="native"``)."""
     schedule = NoiseSchedule.cosine(40)
     x0 = torch.rand(4, 1, 32) * 2 - 1
     for prediction in ("eps", "v"):
         model = _randomise(AudioDiffusion(prediction=prediction, schedule="cosine", T=40, **SMALL_AUDIO))
         with torch.no_grad():
             plain = [
-                parameterised_loss(model, schedule, x0[i : i + 1], generator=torch.Generator().manual_seed(i))
+                diffusion_loss(
+                    model, schedule, x0[i : i + 1], space="native", generator=torch.Generator().manual_seed(i)
+                )
                 for i in range(4)
             ]
             weighted = [
-                parameterised_loss(
+                diffusion_loss(
                     model,
                     schedule,
                     x0[i : i + 1],
+                    space="native",
                     min_snr_gamma=2.0,
                     generator=torch.Generator().manual_seed(i),
                 )

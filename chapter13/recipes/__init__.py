@@ -101,7 +101,13 @@ def get(name: str) -> Recipe:
             f"unknown checkpoint {name!r}; known checkpoints: {', '.join(sorted(FAMILIES))}"
         )
     module = importlib.import_module(f"{__name__}.{FAMILIES[name]}")
-    recipes = {recipe.name: recipe for recipe in module.RECIPES}
+    recipes = {recipe.name: recipe for recipe in getattr(module, "RECIPES", ())}
+    if name not in recipes:
+        raise UnknownCheckpoint(
+            f"checkpoint {name!r} belongs to the family {FAMILIES[name]!r} (FAMILIES), but {module.__name__} "
+            f"has no recipe of that name in RECIPES (it has: {', '.join(sorted(recipes)) or 'none'}); "
+            f"add a Recipe({name!r}, ...) there or correct FAMILIES"
+        )
     return recipes[name]
 
 
