@@ -121,11 +121,11 @@ def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: 
         image = image[None]
     device = next(model.parameters()).device
     with torch.no_grad():
-        stages = {k: v[0].cpu() for k, v in model.stages(image.to(device)).items()}
+        stages = {k: v[0].cpu().numpy() for k, v in model.stages(image.to(device)).items()}
     fig = plt.figure(figsize=(1.35 * (n_maps + 1), 6.2), layout="constrained")
     grid = fig.add_gridspec(5, n_maps + 1)
     ax = fig.add_subplot(grid[0:3, 0])
-    ax.imshow(image[0, 0].cpu(), cmap="gray")
+    ax.imshow(image[0, 0].cpu().numpy(), cmap="gray")
     ax.set_title("input")
     ax.set_axis_off()
     for row, name in enumerate(("V1", "V2/V4", "IT")):
@@ -140,7 +140,7 @@ def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: 
     ax.bar(range(len(stages["association"])), stages["association"], color="tab:blue")
     ax.set_title("association layer (unit activity)", fontsize=9)
     ax = fig.add_subplot(grid[4, 1:])
-    probs = torch.softmax(stages["decision"], 0)
+    probs = torch.softmax(torch.from_numpy(stages["decision"]), 0).numpy()
     ax.bar(range(len(probs)), probs, color="tab:green")
     ax.set_xticks(range(len(probs)))
     ax.set_title("decision (class probabilities)", fontsize=9)
@@ -154,7 +154,7 @@ def plot_receptive_fields(model: HierarchicalCNN, image: torch.Tensor | None = N
     h, w = model.image_size
     for ax, rf in zip(axes, fields, strict=True):
         if image is not None:
-            ax.imshow(image.reshape(-1, h, w)[0].cpu(), cmap="gray")
+            ax.imshow(image.reshape(-1, h, w)[0].cpu().numpy(), cmap="gray")
         else:
             ax.imshow(np.zeros((h, w)), cmap="gray")
         mask = empirical_receptive_field(model, rf.stage, n_probes=8)

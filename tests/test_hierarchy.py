@@ -137,12 +137,8 @@ def test_shipped_checkpoints_quality_and_size():
         assert (CHECKPOINT_DIR / f"{name}.pt").stat().st_size < 1_000_000
 
 
-# plot_stage_activations hands torch tensors to matplotlib, which converts them through NumPy 2's
-# deprecated __array__/__array_wrap__ protocol (the code as it was in chapter13.hierarchy; reported)
-@pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
-@pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning")
+# matplotlib gets NumPy arrays, never tensors (NumPy 2 deprecates converting tensors implicitly)
+@pytest.mark.filterwarnings("error::DeprecationWarning")
 def test_hierarchy_figures_moved_to_plotting():
     """The 13.5 figures (chapter13.plotting since the hierarchy module lost its plots) draw what they
     say: one panel per receptive field, every stage's maps, the fusion rows' numbers."""
