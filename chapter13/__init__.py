@@ -1,8 +1,15 @@
 """chapter13: tested implementations behind the notebooks of "Multimodal & Diffusion Models".
 
-Modules, one per concept (see README.md for the map): ``config``, ``data``, ``diffusion``, ``unet``,
-``attention``, ``multimodal``, ``guidance``, ``latent``, ``temporal``, ``neuro``, ``train``,
-``evaluate``, ``checkpoints``, ``book``, ``plotting``, ``widgets``.
+Modules, one per concept (the map with what each holds: README.md; the import floors: CONTRIBUTING.md):
+
+- foundations: ``config``, ``cost``, ``attention``, ``guidance``, ``neuro``, ``book``
+- math: ``data``, ``diffusion`` (schedules, the ``DiffusionModel`` base, the loss, samplers), ``unet``
+- data sets and storage: ``captions``, ``synthetic``, ``checkpoints``
+- models, measures and the loop: ``multimodal``, ``codelab``, ``audio``, ``hierarchy``, ``evaluate``,
+  ``train``
+- models built on models: ``temporal``, ``text2image``, ``toy``, ``plotting``; ``latent``
+- the shipped checkpoints' recipes and registry: ``recipes``
+- front ends: ``sample``, ``widgets``, ``exercises``
 """
 
 __version__ = "0.1.0"
