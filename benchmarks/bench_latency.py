@@ -1,13 +1,14 @@
 """How fast does every widget answer? Median and worst update time against the live-teaching budget.
 
-Each widget is measured two ways, on this machine's CPU:
+Each widget is measured two ways, on this machine's CPU, with the widgets' own timer
+(``chapter13.widgets.view.LatencyTimer``) and PNG encoder (``chapter13.widgets.view.png_bytes``):
 
-- **pure**: its pure function called with a new value, plus the PNG render of the figure it returns
-  (what the browser is sent), i.e. the work one update does when nothing is reused;
+- **pure**: its pure function called with a new value, plus the PNG of the figure it returns (a full
+  draw), i.e. the work one update does when nothing is reused;
 - **widget**: the ``ipywidgets`` object built by the widget's builder, with its control set to a new
   value (``control.value = v``), which runs the widget's own observer: the real update, including any
-  caching or figure reuse, the PNG encoding and, for ``Output``-based widgets, IPython's display
-  formatter (an ``InteractiveShell`` with the inline backend computes the PNG just as a kernel does).
+  caching, the blitted render of its view and the PNG encoding. ``own`` is the median the widget's
+  own timer (``box.timer``) recorded for the same updates, which leaves out ipywidgets' dispatch.
 
 Each update uses a value not seen before (a sweep across the control's range), so caches keyed on the
 value do not flatter the numbers; the first update (cold caches, model loading) is shown apart.
@@ -16,6 +17,7 @@ over budget when the **median** wall time of its ipywidgets updates exceeds it. 
 widget is over budget or could not be measured.
 
     .venv/bin/python benchmarks/bench_latency.py              # all widgets, 7 updates each
+    CH13_QUICK=1 .venv/bin/python benchmarks/bench_latency.py # 3 updates each
     .venv/bin/python benchmarks/bench_latency.py -k mcgurk -n 15
     .venv/bin/python benchmarks/bench_latency.py --json out.json
 
@@ -31,13 +33,16 @@ import importlib
 import io
 import json
 import os
-import statistics
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # before the widgets below import matplotlib
+
+from chapter13.config import pick
+from chapter13.widgets.view import LatencySummary, LatencyTimer, png_bytes
 
 BUDGET_S = {"plot": 0.1, "model": 1.0}
 """Seconds per update: pure plots (schedules, neuro models) and widgets that sample a model."""
@@ -72,11 +77,14 @@ class Row:
     budget_s: float
     pure_first_s: float = float("nan")
     pure_median_s: float = float("nan")
+    pure_p95_s: float = float("nan")
     pure_worst_s: float = float("nan")
     widget_first_s: float = float("nan")
     widget_median_s: float = float("nan")
+    widget_p95_s: float = float("nan")
     widget_worst_s: float = float("nan")
     widget_cpu_median_s: float = float("nan")
+    widget_own_median_s: float = float("nan")
     updates: int = 0
     error: str = ""
     notes: list[str] = field(default_factory=list)
@@ -94,16 +102,15 @@ class Row:
 
 
 def render_if_figure(result: Any) -> Any:
-    """Render a matplotlib Figure to PNG bytes (the work a notebook does to show it); close it."""
+    """A matplotlib Figure as PNG bytes (a full draw, the widgets' encoder), closed if pyplot holds it."""
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
-        buffer = io.BytesIO()
-        result.savefig(buffer, format="png")
         import matplotlib.pyplot as plt
 
+        png = png_bytes(result)
         plt.close(result)
-        return buffer.getvalue()
+        return png
     return result
 
 
@@ -135,16 +142,6 @@ def sweep(low: float, high: float, n: int, start: float | None = None) -> list[f
     values = [float(v) for v in np.linspace(low, high, n + 1)]
     drop = 0 if start is None else int(np.argmin([abs(v - start) for v in values]))
     return values[:drop] + values[drop + 1 :]
-
-
-def shell():
-    """An IPython shell with the inline backend, so that ``display(fig)`` computes the PNG."""
-    from IPython.core.interactiveshell import InteractiveShell
-    from IPython.core.pylabtools import select_figure_formats
-
-    ip = InteractiveShell.instance()
-    select_figure_formats(ip, {"png"})  # what the inline backend registers in a kernel
-    return ip
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -189,10 +186,11 @@ def case_temperature(n: int) -> list[Case]:
 
         from chapter13 import multimodal as mm
         from chapter13.captions import captioned_digits
+        from chapter13.recipes.clip import load_clip
         from chapter13.widgets.temperature import temperature_figure, temperature_widget
 
         # what notebook 13.1 shows: the shipped tiny CLIP on eight test pairs, one per digit
-        clip, _ = mm.load_clip()
+        clip, _ = load_clip()
         test = captioned_digits("test")
         show = test.subset([int((test.labels == d).nonzero()[0]) for d in range(8)])
         labels = [textwrap.shorten(c, 28, placeholder="…") for c in show.captions]
@@ -336,10 +334,9 @@ CASES: list[Callable[[int], list[Case]]] = [
 # measuring
 
 
-def _time(fn: Callable[[], Any]) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+def _seconds(summary: LatencySummary, row: Row, prefix: str) -> None:
+    for name in ("median", "p95", "worst"):
+        setattr(row, f"{prefix}_{name}_s", getattr(summary, f"{name}_ms") / 1000)
 
 
 def measure(case: Case) -> Row:
@@ -347,10 +344,12 @@ def measure(case: Case) -> Row:
     try:
         pure, build = case.setup()
         values = list(case.values)
-        # pure function: first call apart, then every value
-        first, _ = _time(lambda: render_if_figure(pure(values[0])))
-        row.pure_first_s = first
-        pure_times = [_time(lambda v=v: render_if_figure(pure(v)))[0] for v in values[1:]]
+        # pure function: every value, the first (cold caches) apart
+        pure_timer = LatencyTimer()
+        for v in values:
+            pure_timer.time(lambda v=v: render_if_figure(pure(v)))
+        row.pure_first_s = pure_timer.wall_ms[0] / 1000
+        _seconds(pure_timer.summary(skip_first=1), row, "pure")
         # ipywidgets: build (not timed as an update), then set the control to each value
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink):
@@ -362,16 +361,20 @@ def measure(case: Case) -> Row:
                 values = [
                     labels[(labels.index(control.value) + 1 + i) % len(labels)] for i in range(len(values))
                 ]
-            first, _ = _time(lambda: setattr(control, "value", values[0]))
-            row.widget_first_s = first
-            timings = [_time(lambda v=v: setattr(control, "value", v)) for v in values[1:]]
-        walls = [t[0] for t in timings]
-        row.pure_median_s = statistics.median(pure_times)
-        row.pure_worst_s = max(pure_times)
-        row.widget_median_s = statistics.median(walls)
-        row.widget_worst_s = max(walls)
-        row.widget_cpu_median_s = statistics.median(t[1] for t in timings)
-        row.updates = len(walls)
+            own = getattr(widget, "timer", None)
+            already = len(own) if own is not None else 0
+            timer = LatencyTimer()
+            for v in values:
+                timer.time(setattr, control, "value", v)
+        summary = timer.summary(skip_first=1)
+        row.widget_first_s = timer.wall_ms[0] / 1000
+        _seconds(summary, row, "widget")
+        row.widget_cpu_median_s = summary.cpu_median_ms / 1000
+        row.updates = summary.count
+        if own is not None:  # what the widget itself timed for the same updates (first left out)
+            row.widget_own_median_s = own.summary(skip_first=already + 1).median_ms / 1000
+            if len(own) - already != len(values):
+                row.notes.append(f"{len(values)} moves, {len(own) - already} updates timed by the widget")
     except Exception as error:  # a broken widget is a row in the table, not a crash
         row.error = f"{type(error).__name__}: {error}"
         row.notes.append(traceback.format_exc(limit=3))
@@ -381,8 +384,8 @@ def measure(case: Case) -> Row:
 def table(rows: list[Row]) -> str:
     head = (
         f"{'sec':5s} {'widget':15s} {'control':14s} {'kind':5s} {'budget':>6s} | "
-        f"{'pure 1st':>8s} {'median':>7s} {'worst':>7s} | {'widget 1st':>10s} {'median':>7s} "
-        f"{'worst':>7s} {'cpu med':>7s} | wall  cpu"
+        f"{'pure 1st':>8s} {'median':>7s} {'p95':>7s} | {'widget 1st':>10s} {'median':>7s} {'p95':>7s} "
+        f"{'worst':>7s} {'cpu med':>7s} {'own med':>7s} | wall  cpu"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -393,16 +396,22 @@ def table(rows: list[Row]) -> str:
             continue
         lines.append(
             f"{r.section:5s} {r.widget:15s} {r.control[:14]:14s} {r.kind:5s} {r.budget_s:6.2f} | "
-            f"{r.pure_first_s:8.3f} {r.pure_median_s:7.3f} {r.pure_worst_s:7.3f} | {r.widget_first_s:10.3f} "
-            f"{r.widget_median_s:7.3f} {r.widget_worst_s:7.3f} {r.widget_cpu_median_s:7.3f} | "
-            f"{r.verdict('wall'):5s} {r.verdict('cpu')}"
+            f"{r.pure_first_s:8.3f} {r.pure_median_s:7.3f} {r.pure_p95_s:7.3f} | {r.widget_first_s:10.3f} "
+            f"{r.widget_median_s:7.3f} {r.widget_p95_s:7.3f} {r.widget_worst_s:7.3f} {r.widget_cpu_median_s:7.3f} "
+            f"{r.widget_own_median_s:7.3f} | {r.verdict('wall'):5s} {r.verdict('cpu')}"
         )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--updates", type=int, default=7, help="updates per widget (default 7)")
+    parser.add_argument(
+        "-n",
+        "--updates",
+        type=int,
+        default=pick(full=7, quick=3),
+        help="updates per widget (default 7, 3 with CH13_QUICK=1)",
+    )
     parser.add_argument("-k", "--keyword", default="", help="only widgets whose name or module contains this")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument(
@@ -421,12 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.updates < 2:
         parser.error("--updates must be at least 2 (a first update plus one timed update)")
-    os.environ.setdefault("MPLBACKEND", "Agg")
     if args.torch_threads is not None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    shell()
     cases = [c for make in CASES for c in make(args.updates + 1)]
     key = args.keyword.lower()
     cases = [c for c in cases if key in f"{c.widget} {c.module} {c.section}".lower()]

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from chapter13 import guidance
+from chapter13 import guidance, text2image
+from chapter13.recipes import text2image as recipe
 
 
 class ToyConditional(nn.Module):
@@ -148,7 +149,7 @@ def test_bad_input_is_explained(setup):
 @pytest.fixture(scope="module")
 def text_model():
     torch.manual_seed(0)
-    model = guidance.new_text_to_image(dict(guidance.TEXT2IMAGE_UNET, base_channels=8), clip=None).eval()
+    model = recipe.new_text_to_image(dict(recipe.TEXT2IMAGE_UNET, base_channels=8), clip=None).eval()
     # an untrained U-Net starts its output conv and the output projections of its residual and
     # cross-attention blocks at zero; give them weights so that x and the text reach the output
     with torch.no_grad():
@@ -168,14 +169,14 @@ def test_unknown_prompt_words_raise_a_clear_message(text_model):
     assert "'purple'" in message and "'hat'" in message and "'on'" in message
     assert "handwritten" in message, "the message lists the words the encoder does know"
     with pytest.raises(ValueError, match="purple"):
-        guidance.generate(text_model, "a purple 3", steps=2)
+        text2image.generate(text_model, "a purple 3", steps=2)
 
 
 def test_label_prompts_are_the_default_captions():
     from chapter13.captions import default_caption
 
-    assert guidance.label_prompts([3, 0]) == [default_caption(3), default_caption(0)]
-    assert guidance.label_prompts(torch.tensor([7]))[0].split()[-1] == "7"
+    assert text2image.label_prompts([3, 0]) == [default_caption(3), default_caption(0)]
+    assert text2image.label_prompts(torch.tensor([7]))[0].split()[-1] == "7"
 
 
 def test_text_encoding_is_cached_and_padded(text_model):
@@ -209,7 +210,7 @@ def test_null_condition_is_the_unet_without_text(text_model):
     t = torch.tensor([5, 500])
     with torch.no_grad():
         assert text_model.prediction == "v"  # as shipped: the U-Net's v̂ is turned into ε̂
-        alone = text_model.noise_schedule.eps_from_v(x, t, text_model.unet(x, t))
+        alone = text_model.schedule.eps_from_v(x, t, text_model.unet(x, t))
         torch.testing.assert_close(text_model(x, t, **text_model.null_condition(2)), alone)
 
 
@@ -235,8 +236,8 @@ def eps_text_model():
     v-network's ε̂ gives DDIM's x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ at ᾱ ≈ 2e-9 by cancellation, which
     multiplies rounding differences by 1/√ᾱ ≈ 2e4 (checked with that tolerance on ``text_model``)."""
     torch.manual_seed(0)
-    unet = dict(guidance.TEXT2IMAGE_UNET, base_channels=8)
-    model = guidance.new_text_to_image(unet, clip=None, prediction="eps").eval()
+    unet = dict(recipe.TEXT2IMAGE_UNET, base_channels=8)
+    model = recipe.new_text_to_image(unet, clip=None, prediction="eps").eval()
     with torch.no_grad():
         for p in model.unet.parameters():
             if not p.any():
@@ -253,7 +254,7 @@ def test_guided_sampler_at_scale_one_is_the_conditional_sampler(which, text_mode
     exact = {} if which == "eps" else {"rtol": 1e-2, "atol": 2e-3}
     tolerance = {"rtol": 1e-4, "atol": 1e-4} if which == "eps" else exact
     cond = text_model.encode_text(PROMPTS)
-    schedule = text_model.noise_schedule
+    schedule = text_model.schedule
     plain = sample_ddim(
         text_model,
         schedule,
@@ -263,19 +264,19 @@ def test_guided_sampler_at_scale_one_is_the_conditional_sampler(which, text_mode
         progress=False,
         **cond,
     )
-    guided = guidance.generate(
+    guided = text2image.generate(
         text_model, PROMPTS, guidance=1.0, steps=3, generator=torch.Generator().manual_seed(4)
     )
     torch.testing.assert_close(guided, plain.clamp(-1, 1), **exact)
     # and a per-image scale tensor ([1, 1]) takes the batched path to the same result
-    both = guidance.generate(
+    both = text2image.generate(
         text_model, PROMPTS, guidance=torch.ones(2), steps=3, generator=torch.Generator().manual_seed(4)
     )
     torch.testing.assert_close(both, guided, **tolerance)
 
 
 def test_checkpoint_config_rebuilds_the_model(text_model):
-    clone = guidance.TextToImageUNet(**text_model.config)
+    clone = text2image.TextToImageUNet(**text_model.config)
     clone.load_state_dict(text_model.state_dict())
     x, t = torch.randn(1, 1, 28, 28), torch.tensor([300])
     cond = text_model.encode_text(PROMPTS[:1])
@@ -341,22 +342,62 @@ def test_widget_samples_are_fixed_by_the_seed(text_model):
     assert all(widget.prompt_digit(p) is not None for p in widget.example_prompts())
 
 
-def test_widget_figure_updates_in_place(text_model):
+def test_widget_figure_draws_into_the_figure_it_is_given(text_model):
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from chapter13.widgets import guidance as widget
 
     fig = widget.guidance_figure(text_model, PROMPTS[0], 1.0, n=2, steps=2)
-    first = fig._ch13_artists[0].get_array().copy()
+    first = fig.axes[0].images[0].get_array().copy()
     same = widget.guidance_figure(text_model, PROMPTS[0], 6.0, n=2, steps=2, fig=fig)
     assert same is fig and "s = 6.00" in fig._suptitle.get_text()
-    assert not (fig._ch13_artists[0].get_array() == first).all()
+    assert len(fig.axes) == 1 and len(fig.axes[0].images) == 1  # cleared, not drawn twice
+    assert not (fig.axes[0].images[0].get_array() == first).all()
+    with pytest.raises(ValueError):  # an unknown word: the figure is left as it was
+        widget.guidance_figure(text_model, "a purple elephant", 6.0, n=2, steps=2, fig=fig)
+    assert "s = 6.00" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_widget_shows_the_view_and_keeps_it_on_a_bad_prompt(text_model):
+    """The widget's image is its view's blitted PNG; an unknown word leaves the last picture and says
+    why under it; every update shown is timed by the view's timer."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from chapter13.widgets import guidance as widget
+
+    box = widget.guidance_widget(text_model, n=2, steps=2)
+    first = bytes(box.image.value)
+    assert first.startswith(b"\x89PNG") and len(box.timer) == 1
+    box.controls["scale"].value = 7.0
+    moved = bytes(box.image.value)
+    assert moved != first and box.view.blits == 1 and len(box.timer) == 2
+    assert box.message.value == ""
+    box.controls["text"].value = "a purple elephant"
+    assert box.image.value == moved and "⚠" in box.message.value and len(box.timer) == 2
+    fresh = widget.GuidanceView(2)
+    fresh.blit = False
+    fresh.update(text_model, box.controls["prompt"].value, 7.0, steps=2)
+    pixels = [np.asarray(Image.open(io.BytesIO(png))) for png in (moved, fresh.png())]
+    np.testing.assert_array_equal(*pixels)  # the blitted update is what a full draw shows
+    box.controls["text"].value = ""  # the dropdown's prompt again
+    for name, value in (("prompt", box.controls["prompt"].options[7]), ("seed", 3)):
+        shown = bytes(box.image.value)
+        box.controls[name].value = value
+        assert bytes(box.image.value) != shown and box.message.value == "", name
+    descriptions = {c.description for c in box.controls.values()}
+    assert descriptions == {"prompt", "seed", "text", "guidance s"}  # what the browser test looks for
 
 
 def test_widget_leaves_no_pyplot_figure_open(text_model):
     """The inline backend shows every open pyplot figure when a cell ends: the widget's figure must be
-    shown by its Output only, or a frozen second copy appears under the widget."""
+    shown by its image only, or a frozen second copy appears under the widget."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,7 +458,7 @@ def test_exercise_checkers():
 
 
 def test_cross_attention_maps_share_each_pixel_among_the_words(text_model):
-    images, maps, words = guidance.cross_attention_maps(text_model, PROMPTS, steps=2)
+    images, maps, words = text2image.cross_attention_maps(text_model, PROMPTS, steps=2)
     assert images.shape == (2, 1, 28, 28) and maps.shape == (2, text_model.context_length, 28, 28)
     assert words[1] == ["a", "thick", "small", "seven", "in", "the", "top", "left", "corner"]
     torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, 28, 28), rtol=0, atol=1e-5)
@@ -425,15 +466,17 @@ def test_cross_attention_maps_share_each_pixel_among_the_words(text_model):
 
 
 def test_command_line_spec(text_model, monkeypatch):
-    from chapter13 import checkpoints, sample
+    from chapter13 import sample
 
-    monkeypatch.setattr(checkpoints, "load_model", lambda name, device=None: text_model)
-    spec = guidance.sampler_spec()
+    loaded = []
+    monkeypatch.setattr(recipe, "load_model", lambda name, device=None: loaded.append(name) or text_model)
+    spec = recipe.sampler_spec()
     assert spec.accepts == {"label", "prompt", "guidance"}
     common = dict(steps=2, eta=0.0, seed=1, device=None, progress=False)
     by_label = spec.draw(2, label=3, guidance=2.0, **common)
     by_prompt = spec.draw(2, prompt="a handwritten digit 3", guidance=2.0, **common)
     assert by_label.shape == (2, 1, 28, 28) and torch.equal(by_label, by_prompt)
+    assert set(loaded) == {"text2image-digits"}, "the spec loads its own checkpoint (stubbed here)"
     with pytest.raises(sample.SampleError, match="purple"):
         spec.draw(1, prompt="a purple 3", **common)
     with pytest.raises(sample.SampleError, match="either --label or --prompt"):
@@ -446,8 +489,8 @@ def test_v_prediction_returns_eps():
     """prediction="v": the U-Net predicts v = √ᾱ ε − √(1−ᾱ) x_0 and forward returns
     ε̂ = √ᾱ_t v̂ + √(1−ᾱ_t) x_t (Salimans & Ho 2022, §4), so losses, guidance and samplers speak ε."""
     torch.manual_seed(0)
-    unet, text = dict(guidance.TEXT2IMAGE_UNET, base_channels=8), {"dim": 64, "depth": 1}
-    model = guidance.TextToImageUNet(unet, text, guidance.SCHEDULE, prediction="v").eval()
+    unet, text = dict(recipe.TEXT2IMAGE_UNET, base_channels=8), {"dim": 64, "depth": 1}
+    model = text2image.TextToImageUNet(unet, text, recipe.SCHEDULE, prediction="v").eval()
     with torch.no_grad():
         for p in model.unet.parameters():
             if not p.any():
@@ -456,16 +499,16 @@ def test_v_prediction_returns_eps():
     cond = model.encode_text(PROMPTS)
     with torch.no_grad():
         eps, v = model(x, t, **cond), model.unet(x, t, **cond)
-    ab = model.noise_schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
+    ab = model.schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
     torch.testing.assert_close(eps, ab.sqrt() * v + (1 - ab).sqrt() * x)
     # x̂_0 from ε̂ is √ᾱ x_t − √(1−ᾱ) v̂: bounded even where ᾱ ≈ 0, unlike an ε-network's (x_t − …)/√ᾱ
     x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
     torch.testing.assert_close(x0[0], (ab.sqrt() * x - (1 - ab).sqrt() * v)[0], rtol=1e-3, atol=1e-3)
-    assert model.config["prediction"] == "v" and guidance.TextToImageUNet(**model.config).prediction == "v"
-    eps_model = guidance.TextToImageUNet(unet, text, guidance.SCHEDULE)
+    assert model.config["prediction"] == "v" and text2image.TextToImageUNet(**model.config).prediction == "v"
+    eps_model = text2image.TextToImageUNet(unet, text, recipe.SCHEDULE)
     assert "prediction" not in eps_model.config  # checkpoints saved before the option load unchanged
     with pytest.raises(ValueError, match="prediction must be"):
-        guidance.TextToImageUNet(unet, text, guidance.SCHEDULE, prediction="x0")
+        text2image.TextToImageUNet(unet, text, recipe.SCHEDULE, prediction="x0")
 
 
 def test_parse_prompt_recovers_every_caption_the_data_set_writes():
@@ -474,12 +517,12 @@ def test_parse_prompt_recovers_every_caption_the_data_set_writes():
     for digit, thickness, size, position in attribute_combinations():
         for template in range(len(TEMPLATES)):
             caption = caption_for(digit, thickness, size, position, template=template)
-            got = guidance.parse_prompt(caption)
+            got = text2image.parse_prompt(caption)
             assert got == {"digit": digit, "thickness": thickness, "size": size, "position": position}, (
                 caption
             )
-    assert guidance.parse_prompt("a thick one")["digit"] == 1
-    assert guidance.parse_prompt("thin")["digit"] is None
+    assert text2image.parse_prompt("a thick one")["digit"] == 1
+    assert text2image.parse_prompt("thin")["digit"] is None
 
 
 def test_measure_attributes_reads_real_captioned_digits():
@@ -492,7 +535,7 @@ def test_measure_attributes_reads_real_captioned_digits():
         small = data.subset((data.size == 1) & (data.position == 2) & (data.labels == digit))
         try:
             reports.append(
-                guidance.measure_attributes(small.images, f"a small {digit} in the top right corner")
+                text2image.measure_attributes(small.images, f"a small {digit} in the top right corner")
             )
         except CheckpointError:
             pytest.skip("the digit-classifier checkpoint is not built")
@@ -502,6 +545,6 @@ def test_measure_attributes_reads_real_captioned_digits():
     thick = data.subset((data.thickness == 2) & (data.size == 0))
     thin = data.subset((data.thickness == 1) & (data.size == 0))
     assert (
-        guidance.measure_attributes(thick.images, "a thick 3")["stroke_width"]
-        > 1.5 * (guidance.measure_attributes(thin.images, "a thin 3")["stroke_width"])
+        text2image.measure_attributes(thick.images, "a thick 3")["stroke_width"]
+        > 1.5 * (text2image.measure_attributes(thin.images, "a thin 3")["stroke_width"])
     )

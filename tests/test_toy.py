@@ -168,17 +168,18 @@ def test_book_simple_unet_time_embedding_is_affine_in_t():
 # noise-schedule widget
 def test_widget_pure_functions():
     assert widget.strip_timesteps(1000) == [0, 200, 400, 599, 799, 999]
-    s = widget.make_schedule("quadratic", 300, 1e-4, 0.03)
+    s = widget.family_schedule("quadratic", 300, 1e-4, 0.03)
     assert s.T == 300 and s.betas[-1].item() == pytest.approx(0.03)
     with pytest.raises(ValueError, match="beta_end"):
-        widget.make_schedule("linear", 100, 0.02, 0.01)
+        widget.family_schedule("linear", 100, 0.02, 0.01)
     with pytest.raises(ValueError, match="family"):
-        widget.make_schedule("exponential", 100)
+        widget.family_schedule("exponential", 100)
+    assert not hasattr(widget, "make_schedule")  # chapter13.diffusion.make_schedule is another function
 
 
 def test_widget_figure_shows_the_schedule_and_q_sample():
     x0 = torch.rand(1, 28, 28) * 2 - 1
-    view = widget.ScheduleFigure(x0, seed=3)
+    view = widget.ScheduleView(x0, seed=3)
     schedule = view.update("cosine", 500, 1e-4, 0.02)
     ab_line, _ = view.lines["cosine"]
     np.testing.assert_allclose(ab_line.get_ydata(), schedule.alpha_bars.numpy())
@@ -192,6 +193,24 @@ def test_widget_figure_shows_the_schedule_and_q_sample():
     assert len(fig.axes) == 2 + widget.STRIP
     timing = widget.time_updates(x0, n=3)
     assert set(timing) == {"update_s", "update_and_render_s", "update_and_render_cpu_s"}
+    assert 0 < timing["update_s"] < timing["update_and_render_s"]
+
+
+def test_schedule_widget_moves_and_refuses_a_bad_beta_range():
+    x0 = torch.rand(1, 28, 28) * 2 - 1
+    box = widget.schedule_widget(x0)
+    first = box.image.value
+    box.controls["T"].value = 500
+    assert box.image.value != first and box.view.state == ("linear", 500, 1e-4, 0.02)
+    assert box.message.value.startswith("updated in") and len(box.timer) == 2
+    box.controls["beta_start"].value = 5e-3
+    shown = box.image.value
+    box.controls["beta_end"].value = 1e-3  # below beta_start: refused, the picture stays
+    assert box.image.value == shown and "beta_end" in box.message.value and len(box.timer) == 3
+    box.controls["beta_end"].value = 0.05
+    assert box.image.value != shown and box.message.value.startswith("updated in")
+    box.controls["family"].value = "cosine"
+    assert box.view.state == ("cosine", 500, 5e-3, 0.05) and len(box.timer) == 5
 
 
 # ------------------------------------------------------------------------------------------------

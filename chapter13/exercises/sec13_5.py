@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.stats import norm
 
 from chapter13 import neuro
 from chapter13.exercises import as_number, not_attempted
@@ -53,8 +55,6 @@ def check_common_cause_threshold(answer: float | None) -> bool:
     (> 0) at which p(C=1 | x) falls to 0.5."""
     if not_attempted(answer, "set `threshold` to the x_v (degrees) where p(C=1 | x) = 0.5."):
         return False
-    from scipy.optimize import brentq
-
     k = neuro.KORDING_2007
 
     def gap(x: float) -> float:
@@ -100,8 +100,6 @@ def check_flash_alone(answer: float | None) -> bool:
     likely a priori) reports one flash for one flash and no beep."""
     if not_attempted(answer, "set `p_one` to the probability of reporting 1 flash."):
         return False
-    from scipy.stats import norm
-
     want = float(norm.cdf(0.5 / 0.7))
     return _close(
         answer, want, 0.01, "With a flat prior the report is the count nearest to x_v: when is x_v < 1.5?"

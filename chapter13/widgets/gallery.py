@@ -1,8 +1,9 @@
 """13.0 digit browser: pick a class and a page, see that class's digits as a grid.
 
 - :func:`digits_of_class`: the pure function, (x, y, digit, n, page) → the images shown (k, 1, H, W);
-- :class:`GalleryView`: one figure holding one grid image and a title; :meth:`GalleryView.update`
-  replaces the image's pixels and the title's text, so an update builds no figure, axes or ticks;
+- :class:`GalleryView`: one figure holding one grid image and a title (a
+  :class:`~chapter13.widgets.view.View`); :meth:`GalleryView.update` replaces the image's pixels and
+  the title's text, so an update builds no figure, axes or ticks;
 - :func:`gallery_figure`: a fresh view's figure for one setting (what the widget shows);
 - :func:`digit_browser`: a digit dropdown and a page slider over one ``GalleryView``, shown as a PNG
   in an ``ipywidgets.Image`` (``benchmarks/bench_latency.py`` measures an update).
@@ -10,13 +11,13 @@
 
 from __future__ import annotations
 
-import io
-
+import ipywidgets
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
+
+from chapter13.widgets.view import View, ViewBox, interactive
 
 NROW = 8
 DPI = 72
@@ -33,12 +34,12 @@ def digits_of_class(x: torch.Tensor, y: torch.Tensor, digit: int, n: int = 32, p
     return chosen[start : start + n]
 
 
-class GalleryView:
+class GalleryView(View):
     """A figure with one grid of ``n`` digits (``NROW`` per row) and a title.
 
     Built once; :meth:`update` sets the grid image's pixels and the title, :meth:`png` renders the
-    figure (one Agg draw of an image and a text) and encodes it with fast zlib. A page with fewer than
-    ``n`` digits leaves the remaining cells white, so the grid's shape never changes.
+    figure (the image and the title blitted onto the blank background) and encodes it. A page with
+    fewer than ``n`` digits leaves the remaining cells white, so the grid's shape never changes.
     """
 
     def __init__(self, n: int = 32, image_shape: tuple[int, int] = (28, 28), dpi: int = DPI) -> None:
@@ -47,14 +48,14 @@ class GalleryView:
         self.n = n
         self.image_shape = tuple(image_shape)
         rows = (n + NROW - 1) // NROW
-        self.fig = Figure(figsize=(8, 0.9 * rows + 0.5), dpi=dpi)
-        self.canvas = FigureCanvasAgg(self.fig)
+        super().__init__(figsize=(8, 0.9 * rows + 0.5), dpi=dpi)
         ax = self.fig.add_axes((0.01, 0.01, 0.98, 0.98 - 0.45 / (0.9 * rows + 0.5)))
         blank = self._grid(torch.empty(0, 1, *self.image_shape))
         self.image = ax.imshow(blank, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_axis_off()
         self.title = ax.set_title(" ")
         self.shown: torch.Tensor | None = None
+        self.dynamic = [self.image, self.title]
 
     def _grid(self, images: torch.Tensor) -> np.ndarray:
         """``images`` (k <= n, 1, H, W) in [-1, 1] as one (rows, cols) array in [0, 1]; empty cells white."""
@@ -74,44 +75,24 @@ class GalleryView:
         self.shown = images
         return self.fig
 
-    def png(self) -> bytes:
-        """The figure as PNG bytes (level-1 zlib: the image never leaves this machine's browser)."""
-        from PIL import Image
-
-        self.canvas.draw()
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(self.canvas.buffer_rgba())[..., :3]).save(
-            buffer, format="png", compress_level=1
-        )
-        return buffer.getvalue()
-
 
 def gallery_figure(x: torch.Tensor, y: torch.Tensor, digit: int, n: int = 32, page: int = 0) -> Figure:
     """A figure with one grid of ``n`` digits of class ``digit``, page ``page`` (what the widget shows)."""
     return GalleryView(n, tuple(x.shape[-2:]), dpi=100).update(x, y, digit, page)
 
 
-def digit_browser(x: torch.Tensor, y: torch.Tensor, n: int = 32):
+def digit_browser(x: torch.Tensor, y: torch.Tensor, n: int = 32) -> ViewBox:
     """ipywidgets: a digit dropdown and a page slider over one :class:`GalleryView`.
 
-    The returned box has ``.controls`` (name -> control), ``.image`` (the ``ipywidgets.Image``) and
-    ``.view`` so that tests can drive it: ``box.controls["page"].value = 3``.
+    The returned box has ``.controls`` (name -> control), ``.image`` (the ``ipywidgets.Image``),
+    ``.view`` and ``.timer`` so that tests can drive it: ``box.controls["page"].value = 3``.
     """
-    import ipywidgets as widgets
-
-    digit = widgets.Dropdown(options=list(range(10)), value=0, description="digit")
     per_class = int(torch.bincount(y, minlength=10).min())
-    page = widgets.IntSlider(value=0, min=0, max=max(0, per_class // n - 1), description="page")
+    controls = {
+        "digit": ipywidgets.Dropdown(options=list(range(10)), value=0, description="digit"),
+        "page": ipywidgets.IntSlider(value=0, min=0, max=max(0, per_class // n - 1), description="page"),
+    }
     view = GalleryView(n, tuple(x.shape[-2:]))
-    image = widgets.Image(format="png")
-
-    def redraw(_=None) -> None:
-        view.update(x, y, digit.value, page.value)
-        image.value = view.png()
-
-    digit.observe(redraw, names="value")
-    page.observe(redraw, names="value")
-    redraw()
-    box = widgets.VBox([widgets.HBox([digit, page]), image])
-    box.controls, box.image, box.view = {"digit": digit, "page": page}, image, view
-    return box
+    return interactive(
+        view, controls, [["digit", "page"]], lambda digit, page: view.update(x, y, digit, page)
+    )

@@ -8,9 +8,11 @@ they saturate.
 
 - :func:`guidance_samples`: the pure function, (prompt, s) → samples (n, 1, 28, 28); the start noise
   and the prompt's text encoding are cached, so an update is n guided DDIM samplings and nothing else.
-- :func:`guidance_figure`: the same as a figure (one grid image), with what the digit classifier reads
-  in each sample; pass the returned figure back to update it in place.
-- :func:`guidance_widget`: prompt dropdown, free-text box, scale slider 0-10, seed box.
+- :class:`GuidanceView`: the samples as one grid image titled with the prompt, s and what the digit
+  classifier reads in each sample (a :class:`~chapter13.widgets.view.View`: an update blits the
+  image and the title);
+- :func:`guidance_figure`: the same as a pyplot figure, for a notebook cell;
+- :func:`guidance_widget`: prompt dropdown, free-text box, scale slider 0-10, seed box over one view.
 
 By default the widget samples the latent model (``latent-text2image-digits``, 10 DDIM steps, 8
 samples): a denoising step on a 4×8×8 latent costs a fraction of one on 28×28 pixels, which is what
@@ -24,18 +26,22 @@ per update instead of 0.12 s; 44 s was seen in the browser on the loaded 2-core 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from functools import lru_cache
 
+import ipywidgets
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from chapter13.captions import caption_for, default_caption
+from chapter13.checkpoints import load_model
 from chapter13.config import torch_threads
+from chapter13.evaluate import classify
 from chapter13.text2image import TextToImageUNet, generate, parse_prompt
+from chapter13.widgets.view import View, ViewBox, interactive
 
 SCALE_RANGE = (0.0, 10.0)
 DEFAULT_MODEL = "latent-text2image-digits"
@@ -97,12 +103,84 @@ def guidance_samples(
 
 def _judge(samples: torch.Tensor) -> list[int] | None:
     try:
-        from chapter13.evaluate import classify
-
         probs, _ = classify(samples)
     except Exception:  # the classifier checkpoint is optional for the widget
         return None
     return probs.argmax(1).tolist()
+
+
+def _sample_and_judge(
+    model: TextToImageUNet, prompt: str, scale: float, n: int, steps: int, seed: int, threads: int | None
+) -> tuple[torch.Tensor, list[int] | None]:
+    """:func:`guidance_samples` and what the digit classifier reads in them, on ``threads`` threads."""
+    with torch_threads(threads):
+        samples = guidance_samples(model, prompt, scale, n=n, steps=steps, seed=seed, threads=None)
+        return samples, _judge(samples)
+
+
+def _figsize(n: int) -> tuple[float, float]:
+    return (1.0 * n + 0.4, 2.0)
+
+
+class GuidanceView(View):
+    """One row of ``n`` samples as a grid image under a two-line title (prompt, s, seed and steps;
+    what the digit classifier reads). :meth:`update` samples and shows; :meth:`show_samples` shows
+    samples computed elsewhere.
+
+    Args:
+        n: samples per row.
+        figure: draw on this figure (cleared first) instead of a new ``Figure`` of ``dpi``.
+    """
+
+    def __init__(self, n: int = DEFAULT_SAMPLES, *, figure: Figure | None = None, dpi: float = 100) -> None:
+        super().__init__(figure, figsize=_figsize(n), dpi=dpi)
+        self.n = n
+        self.figure.clear()
+        self.ax = self.figure.add_axes((0.01, 0.02, 0.98, 0.7))
+        self.ax.set_axis_off()
+        self.grid_image = None
+        self.text = self.figure.suptitle(" ", fontsize=9)
+        self.samples: torch.Tensor | None = None
+
+    def _show_grid(self, grid: np.ndarray) -> None:
+        if self.grid_image is not None and self.grid_image.get_array().shape == grid.shape:
+            self.grid_image.set_data(grid)
+            return
+        if self.grid_image is not None:  # another sample size: a new image, and a new background
+            self.grid_image.remove()
+        self.grid_image = self.ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        self.dynamic = [self.grid_image, self.text]
+        self.invalidate()
+
+    def show_samples(self, samples: torch.Tensor, judged: list[int] | None, prompt: str, scale: float,
+                     *, seed: int, steps: int) -> Figure:  # fmt: skip
+        """Show ``samples`` (k, 1, H, W) in [-1, 1] and the classifier's ``judged`` digits (or None)."""
+        grid = make_grid(samples.add(1).div(2).clamp(0, 1), nrow=self.n, padding=2, pad_value=1.0)[0].numpy()
+        want = prompt_digit(prompt)
+        reading = ""
+        if judged is not None:
+            reading = "classifier reads: " + " ".join(map(str, judged))
+            if want is not None:
+                reading += f"   ({sum(j == want for j in judged)}/{len(judged)} are {want})"
+        self._show_grid(grid)
+        self.text.set_text(f"'{prompt}'   s = {float(scale):.2f}   (seed {seed}, DDIM {steps})\n{reading}")
+        self.samples = samples
+        return self.figure
+
+    def update(
+        self,
+        model: TextToImageUNet,
+        prompt: str,
+        scale: float,
+        *,
+        steps: int = DEFAULT_STEPS,
+        seed: int = 0,
+        threads: int | None = DEFAULT_THREADS,
+    ) -> Figure:
+        """Sample ``n`` images of ``prompt`` at scale ``scale`` (:func:`guidance_samples`), classify
+        them and show them; raises ``ValueError`` (the figure unchanged) for an unknown word."""
+        samples, judged = _sample_and_judge(model, prompt, scale, self.n, steps, seed, threads)
+        return self.show_samples(samples, judged, prompt, scale, seed=seed, steps=steps)
 
 
 def guidance_figure(
@@ -117,33 +195,11 @@ def guidance_figure(
     threads: int | None = DEFAULT_THREADS,
 ) -> Figure:
     """The samples of :func:`guidance_samples` as one grid, titled with the prompt, s and what the
-    digit classifier reads in each sample. Pass the ``fig`` returned earlier to update it in place.
+    digit classifier reads in each sample: a new pyplot figure, or ``fig`` cleared and drawn again.
     Sampling and classifying use ``threads`` CPU threads (``None`` keeps torch's setting)."""
-    with torch_threads(threads):
-        samples = guidance_samples(model, prompt, scale, n=n, steps=steps, seed=seed, threads=None)
-        judged = _judge(samples)
-    grid = make_grid(samples.add(1).div(2).clamp(0, 1), nrow=n, padding=2, pad_value=1.0)[0].numpy()
-    want = prompt_digit(prompt)
-    reading = ""
-    if judged is not None:
-        reading = "classifier reads: " + " ".join(map(str, judged))
-        if want is not None:
-            reading += f"   ({sum(j == want for j in judged)}/{len(judged)} are {want})"
-    title = f"'{prompt}'   s = {float(scale):.2f}   (seed {seed}, DDIM {steps})\n{reading}"
-    artists = getattr(fig, "_ch13_artists", None) if fig is not None else None
-    if artists is not None and artists[0].get_array().shape == grid.shape:
-        image, text = artists
-        image.set_data(grid)
-        text.set_text(title)
-        return fig
-    fig = plt.figure(figsize=(1.0 * n + 0.4, 2.0)) if fig is None else fig
-    fig.clear()
-    ax = fig.add_axes((0.01, 0.02, 0.98, 0.7))
-    image = ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    text = fig.suptitle(title, fontsize=9)
-    fig._ch13_artists = (image, text)
-    return fig
+    samples, judged = _sample_and_judge(model, prompt, scale, n, steps, seed, threads)
+    fig = plt.figure(figsize=_figsize(n)) if fig is None else fig
+    return GuidanceView(n, figure=fig).show_samples(samples, judged, prompt, scale, seed=seed, steps=steps)
 
 
 def guidance_widget(
@@ -155,58 +211,30 @@ def guidance_widget(
     seed: int = 0,
     scale: float = 3.0,
     threads: int | None = DEFAULT_THREADS,
-):
-    """Prompt dropdown + free-text box + guidance slider (0-10) + seed over :func:`guidance_figure`.
+) -> ViewBox:
+    """Prompt dropdown + free-text box + guidance slider (0-10) + seed over one :class:`GuidanceView`.
 
     ``model`` defaults to the shipped ``latent-text2image-digits``. A non-empty free-text box
-    overrides the dropdown; an unknown word shows the encoder's message instead of a figure. Each
-    update samples on ``threads`` CPU threads (``None`` keeps torch's setting).
+    overrides the dropdown; an unknown word shows the encoder's message under the picture, which
+    keeps the last samples. Each update samples on ``threads`` CPU threads (``None`` keeps torch's
+    setting). The figure is no pyplot figure, so the inline backend never shows a stale copy of it.
     """
-    import ipywidgets as widgets
-    from IPython.display import display
-
     if model is None:
-        from chapter13.checkpoints import load_model
-
         model = load_model(DEFAULT_MODEL)
     options = list(prompts or example_prompts())
-    dropdown = widgets.Dropdown(options=options, value=options[3 % len(options)], description="prompt")
-    text = widgets.Text(value="", placeholder="or type a prompt, e.g. 'a thick small 5 in the top left corner'",
-                        description="text", continuous_update=False, layout=widgets.Layout(width="60%"))  # fmt: skip
-    slider = widgets.FloatSlider(value=scale, min=SCALE_RANGE[0], max=SCALE_RANGE[1], step=0.25,
-                                 description="guidance s", continuous_update=False, readout_format=".2f")  # fmt: skip
-    seed_box = widgets.IntText(value=seed, description="seed", layout=widgets.Layout(width="160px"))
-    message = widgets.HTML()
-    out = widgets.Output()
-    with plt.ioff():
-        fig = plt.figure(figsize=(1.0 * n + 0.4, 2.0))
-    # Shown only through `out`: an open pyplot figure would also be shown by the inline backend when
-    # the cell ends, a static copy that stays at the first value while the widget moves on.
-    plt.close(fig)
-    state = {"fig": fig}
+    controls = {
+        "prompt": ipywidgets.Dropdown(options=options, value=options[3 % len(options)], description="prompt"),
+        "seed": ipywidgets.IntText(value=seed, description="seed", layout=ipywidgets.Layout(width="160px")),
+        "text": ipywidgets.Text(value="", placeholder="or type a prompt, e.g. 'a thick small 5 in the top left corner'",
+                                description="text", continuous_update=False, layout=ipywidgets.Layout(width="60%")),
+        "scale": ipywidgets.FloatSlider(value=scale, min=SCALE_RANGE[0], max=SCALE_RANGE[1], step=0.25,
+                                        description="guidance s", continuous_update=False, readout_format=".2f"),
+    }  # fmt: skip
+    view = GuidanceView(n)
 
-    def redraw(change=None) -> None:
-        prompt = text.value.strip() or dropdown.value
-        try:
-            state["fig"] = guidance_figure(
-                model,
-                prompt,
-                slider.value,
-                n=n,
-                steps=steps,
-                seed=seed_box.value,
-                fig=state["fig"],
-                threads=threads,
-            )
-        except ValueError as error:
-            message.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
-            return
-        message.value = ""
-        with out:
-            out.clear_output(wait=True)
-            display(state["fig"])
+    def update(prompt: str, seed: int, text: str, scale: float) -> None:
+        view.update(model, text.strip() or prompt, scale, steps=steps, seed=seed, threads=threads)
 
-    for control in (dropdown, text, slider, seed_box):
-        control.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([dropdown, seed_box]), text, slider, message, out])
+    return interactive(
+        view, controls, [["prompt", "seed"], ["text"], ["scale"]], update, errors=(ValueError,)
+    )

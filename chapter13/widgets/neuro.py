@@ -12,30 +12,29 @@ widget                          pure function                 model (``chapter13
 :func:`flash_beep_widget`       :func:`flash_beep_figure`     :func:`~chapter13.neuro.flash_beep_report_probabilities`
 ==============================  ============================  =============================================
 
-Speed: a figure is built once per widget (a *view*); an update recomputes the model, moves the
-existing artists and renders one PNG into an ``ipywidgets.Image``. Drawing axes, ticks and labels is
-most of matplotlib's cost, and they do not change, so :meth:`_View.png` draws them once into a cached
-background and, on every update, blits only the artists that ``update`` changes (and the static ones
-stacked above them) onto it (matplotlib blitting, as ``chapter13.widgets.schedule`` does). This keeps
-an update well within 0.1 s on one core of a 2-core machine (``benchmarks/bench_latency.py`` and
-``benchmarks/bench_neuro.py`` measure it). The pure ``*_figure`` functions build a fresh view and call
-the same ``update``, so what the tests check is what the widgets show; a test checks that the blitted
-PNG matches a full draw of the same figure.
+Speed: a figure is built once per widget (a *view*, :class:`chapter13.widgets.view.View`); an update
+recomputes the model, moves the existing artists and renders one PNG into an ``ipywidgets.Image``.
+Drawing axes, ticks and labels is most of matplotlib's cost, and they do not change, so the view
+draws them once into a cached background and, on every update, blits only the artists that
+``update`` changes (listed in ``dynamic``, with the static ones stacked above them) onto it. This
+keeps an update well within 0.1 s on one core of a 2-core machine (``benchmarks/bench_latency.py``
+and ``benchmarks/bench_neuro.py`` measure it; each widget's ``.timer`` records its own updates). The
+pure ``*_figure`` functions build a fresh view and call the same ``update``, so what the tests check
+is what the widgets show; a test checks that the blitted PNG matches a full draw of the same figure.
 """
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 
+import ipywidgets
 import numpy as np
-from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from chapter13 import neuro
 from chapter13.book.sec13_5 import simulate_cross_modal_binding
+from chapter13.widgets.view import View, ViewBox, interactive
 
 __all__ = [
     "BOOK_CODES",
@@ -74,79 +73,16 @@ def _gauss(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
 
 
-class _View:
-    """A figure drawn once and then updated by blitting (subclasses set ``self.fig`` and ``dynamic``).
-
-    ``dynamic`` lists the artists that ``update`` changes. :meth:`png` draws everything else once into
-    a background (the *layer* of dynamic artists hidden), then per update restores that background and
-    draws the layer: the dynamic artists and every static artist of the same axes stacked above the
-    lowest of them (a legend, a note, the spines), so the stacking order of a full draw is kept. An
-    axis (ticks and tick labels) is redrawn only when listed in ``dynamic`` (the tug-of-war's x axis,
-    whose limits follow the settings); every other axes keeps its limits or has no ticks on the axis
-    whose limits move. ``blit = False`` draws the whole figure every time (for comparison in tests).
-    """
-
-    fig: Figure
-    dynamic: list
-    blit = True
-
-    def _layer(self) -> list:
-        axes = list(self.fig.axes)
-        dynamic = set(self.dynamic)
-        layer = list(self.dynamic)
-        for ax in {a.axes for a in self.dynamic if a.axes is not None}:
-            lowest = min(a.get_zorder() for a in self.dynamic if a.axes is ax)
-            layer += [
-                child
-                for child in ax.get_children()
-                if child not in dynamic
-                and child is not ax.patch
-                and not isinstance(child, Axis)
-                and child.get_visible()
-                and child.get_zorder() >= lowest
-            ]
-        order = {id(ax): i for i, ax in enumerate(axes)}
-        return sorted(layer, key=lambda a: (order.get(id(a.axes), len(axes)), a.get_zorder()))
-
-    def png(self) -> bytes:
-        """The figure as PNG bytes: blitted onto the cached background (``blit``) or drawn in full."""
-        from PIL import Image
-
-        canvas = self.fig.canvas
-        if not isinstance(canvas, FigureCanvasAgg):
-            canvas = FigureCanvasAgg(self.fig)
-        if not self.blit:
-            canvas.draw()
-        else:
-            if getattr(self, "_background", None) is None:
-                self._blitted = self._layer()
-                for artist in self._blitted:
-                    artist.set_visible(False)
-                canvas.draw()
-                self._background = canvas.copy_from_bbox(self.fig.bbox)
-                for artist in self._blitted:
-                    artist.set_visible(True)
-                canvas.draw()  # once more in full: a hidden title is placed as if it had no height
-            canvas.restore_region(self._background)
-            for artist in self._blitted:
-                self.fig.draw_artist(artist)
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(
-            buffer, format="png", compress_level=1
-        )
-        return buffer.getvalue()
-
-
 # --- McGurk --------------------------------------------------------------------------------------------
 
 
-class McGurkView(_View):
+class McGurkView(View):
     """Figure of the McGurk widget; :meth:`update` redraws it for new settings."""
 
     N_POINTS = 26
 
     def __init__(self) -> None:
-        self.fig = Figure(figsize=(9.5, 3.4), dpi=DPI)
+        super().__init__(figsize=(9.5, 3.4), dpi=DPI)
         self.ax1, self.ax2 = self.fig.subplots(1, 2, width_ratios=(1.6, 1))
         self.fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.2)
         self.c = np.linspace(0, 1, self.N_POINTS)
@@ -225,16 +161,18 @@ def mcgurk_figure(
 
 def mcgurk_widget():
     """Dropdowns for the voice and the face, sliders for congruence, noise and p_common."""
-    import ipywidgets as w
-
     d = neuro.MCGURK_DEFAULTS
     controls = dict(
-        auditory=w.Dropdown(options=neuro.SYLLABLES, value="ba", description="voice"),
-        visual=w.Dropdown(options=neuro.SYLLABLES, value="ga", description="face"),
-        congruence=w.FloatSlider(value=0.0, min=0, max=1, step=0.05, description="congruence"),
-        sigma_a=w.FloatSlider(value=d["sigma_a"], min=0.1, max=1.5, step=0.05, description="σ hearing"),
-        sigma_v=w.FloatSlider(value=d["sigma_v"], min=0.1, max=1.5, step=0.05, description="σ lip-read"),
-        p_common=w.FloatSlider(value=d["p_common"], min=0, max=1, step=0.01, description="p_common"),
+        auditory=ipywidgets.Dropdown(options=neuro.SYLLABLES, value="ba", description="voice"),
+        visual=ipywidgets.Dropdown(options=neuro.SYLLABLES, value="ga", description="face"),
+        congruence=ipywidgets.FloatSlider(value=0.0, min=0, max=1, step=0.05, description="congruence"),
+        sigma_a=ipywidgets.FloatSlider(
+            value=d["sigma_a"], min=0.1, max=1.5, step=0.05, description="σ hearing"
+        ),
+        sigma_v=ipywidgets.FloatSlider(
+            value=d["sigma_v"], min=0.1, max=1.5, step=0.05, description="σ lip-read"
+        ),
+        p_common=ipywidgets.FloatSlider(value=d["p_common"], min=0, max=1, step=0.01, description="p_common"),
     )
     rows = [["auditory", "visual", "congruence"], ["sigma_a", "sigma_v", "p_common"]]
     return _assemble(McGurkView(), controls, rows)
@@ -243,13 +181,13 @@ def mcgurk_widget():
 # --- ventriloquist -------------------------------------------------------------------------------------
 
 
-class VentriloquistView(_View):
+class VentriloquistView(View):
     """Figure of the ventriloquist widget; :meth:`update` redraws it for new settings."""
 
     MAX_DISPARITY = 40.0
 
     def __init__(self) -> None:
-        self.fig = Figure(figsize=(11, 3.3), dpi=DPI)
+        super().__init__(figsize=(11, 3.3), dpi=DPI)
         self.ax1, self.ax2, self.ax3 = self.fig.subplots(1, 3)
         self.fig.subplots_adjust(left=0.03, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
         self.s = np.linspace(-self.MAX_DISPARITY, self.MAX_DISPARITY + 10, 300)
@@ -351,15 +289,13 @@ def ventriloquist_figure(
 
 def ventriloquist_widget():
     """Sliders for disparity, σ_V, σ_A, p_common and the decision strategy (Körding 2007 defaults)."""
-    import ipywidgets as w
-
     k = neuro.KORDING_2007
     controls = dict(
-        disparity=w.FloatSlider(value=10, min=0.5, max=40, step=0.5, description="disparity°"),
-        sigma_v=w.FloatSlider(value=k["sigma_v"], min=0.5, max=20, step=0.1, description="σ_V"),
-        sigma_a=w.FloatSlider(value=k["sigma_a"], min=0.5, max=20, step=0.1, description="σ_A"),
-        p_common=w.FloatSlider(value=k["p_common"], min=0, max=1, step=0.01, description="p_common"),
-        strategy=w.Dropdown(options=neuro.STRATEGIES, value="averaging", description="strategy"),
+        disparity=ipywidgets.FloatSlider(value=10, min=0.5, max=40, step=0.5, description="disparity°"),
+        sigma_v=ipywidgets.FloatSlider(value=k["sigma_v"], min=0.5, max=20, step=0.1, description="σ_V"),
+        sigma_a=ipywidgets.FloatSlider(value=k["sigma_a"], min=0.5, max=20, step=0.1, description="σ_A"),
+        p_common=ipywidgets.FloatSlider(value=k["p_common"], min=0, max=1, step=0.01, description="p_common"),
+        strategy=ipywidgets.Dropdown(options=neuro.STRATEGIES, value="averaging", description="strategy"),
     )
     rows = [["disparity", "p_common", "strategy"], ["sigma_v", "sigma_a"]]
     return _assemble(VentriloquistView(), controls, rows)
@@ -368,7 +304,7 @@ def ventriloquist_widget():
 # --- reliability tug-of-war ----------------------------------------------------------------------------
 
 
-class TugOfWarView(_View):
+class TugOfWarView(View):
     """Figure of the tug-of-war widget; :meth:`update` redraws it for new settings.
 
     The left axes' limits follow the noise and the conflict, so its x axis (ticks and labels) is one
@@ -376,7 +312,7 @@ class TugOfWarView(_View):
     """
 
     def __init__(self) -> None:
-        self.fig = Figure(figsize=(9.5, 3.0), dpi=DPI)
+        super().__init__(figsize=(9.5, 3.0), dpi=DPI)
         self.ax1, self.ax2 = self.fig.subplots(1, 2, width_ratios=(1.6, 1))
         self.fig.subplots_adjust(left=0.03, right=0.98, bottom=0.32, top=0.9, wspace=0.12)
         self.x = np.linspace(-1, 1, 400)
@@ -435,12 +371,10 @@ def tug_of_war_figure(sigma_v: float = 2.0, sigma_a: float = 6.0, conflict: floa
 
 def tug_of_war_widget():
     """Sliders for the two cues' noise and their conflict."""
-    import ipywidgets as w
-
     controls = dict(
-        sigma_v=w.FloatSlider(value=2.0, min=0.2, max=15, step=0.1, description="σ visual"),
-        sigma_a=w.FloatSlider(value=6.0, min=0.2, max=15, step=0.1, description="σ auditory"),
-        conflict=w.FloatSlider(value=8.0, min=0, max=30, step=0.5, description="conflict"),
+        sigma_v=ipywidgets.FloatSlider(value=2.0, min=0.2, max=15, step=0.1, description="σ visual"),
+        sigma_a=ipywidgets.FloatSlider(value=6.0, min=0.2, max=15, step=0.1, description="σ auditory"),
+        conflict=ipywidgets.FloatSlider(value=8.0, min=0, max=30, step=0.5, description="conflict"),
     )
     return _assemble(TugOfWarView(), controls, [["sigma_v", "sigma_a", "conflict"]])
 
@@ -453,11 +387,11 @@ def _flash_beep_table(sigma_v: float, sigma_a: float, p_common: float) -> np.nda
     return neuro.flash_beep_table(sigma_v=sigma_v, sigma_a=sigma_a, p_common=p_common, n_grid=61)
 
 
-class FlashBeepView(_View):
+class FlashBeepView(View):
     """Figure of the flash-beep widget; :meth:`update` redraws it for new settings."""
 
     def __init__(self) -> None:
-        self.fig = Figure(figsize=(9.5, 3.2), dpi=DPI)
+        super().__init__(figsize=(9.5, 3.2), dpi=DPI)
         self.ax1, self.ax2 = self.fig.subplots(1, 2)
         self.fig.subplots_adjust(left=0.07, right=0.97, bottom=0.16, top=0.9, wspace=0.25)
         self.counts = np.arange(1, 5)
@@ -531,15 +465,17 @@ def flash_beep_figure(
 
 def flash_beep_widget():
     """Sliders for the numbers of flashes and beeps, the two senses' noise and p_common."""
-    import ipywidgets as w
-
     d = neuro.FLASH_BEEP_DEFAULTS
     controls = dict(
-        n_flashes=w.IntSlider(value=1, min=1, max=4, description="flashes"),
-        n_beeps=w.IntSlider(value=2, min=0, max=4, description="beeps"),
-        sigma_v=w.FloatSlider(value=d["sigma_v"], min=0.1, max=1.5, step=0.05, description="σ vision"),
-        sigma_a=w.FloatSlider(value=d["sigma_a"], min=0.1, max=1.5, step=0.05, description="σ hearing"),
-        p_common=w.FloatSlider(value=d["p_common"], min=0, max=1, step=0.01, description="p_common"),
+        n_flashes=ipywidgets.IntSlider(value=1, min=1, max=4, description="flashes"),
+        n_beeps=ipywidgets.IntSlider(value=2, min=0, max=4, description="beeps"),
+        sigma_v=ipywidgets.FloatSlider(
+            value=d["sigma_v"], min=0.1, max=1.5, step=0.05, description="σ vision"
+        ),
+        sigma_a=ipywidgets.FloatSlider(
+            value=d["sigma_a"], min=0.1, max=1.5, step=0.05, description="σ hearing"
+        ),
+        p_common=ipywidgets.FloatSlider(value=d["p_common"], min=0, max=1, step=0.01, description="p_common"),
     )
     return _assemble(
         FlashBeepView(), controls, [["n_flashes", "n_beeps"], ["sigma_v", "sigma_a", "p_common"]]
@@ -549,28 +485,11 @@ def flash_beep_widget():
 # --- plumbing ------------------------------------------------------------------------------------------
 
 
-def _assemble(view, controls: dict, rows: list[list[str]]):
-    """Controls laid out in ``rows`` above an ``Image`` showing ``view.update(**values)`` as PNG
-    (``view.png()``: blitted onto the view's cached background).
+def _assemble(view: View, controls: dict, rows: list[list[str]]) -> ViewBox:
+    """Controls laid out in ``rows`` above the image of ``view.update(**values)`` (blitted PNG),
+    updated when a control is released (``continuous_update=False``): :func:`~chapter13.widgets.view.interactive`.
 
-    The returned box has ``.controls`` (name -> control), ``.image`` and ``.update()`` so that
-    tests and the browser check can drive it: ``box.controls["congruence"].value = 0.5``.
+    The returned box has ``.controls`` (name -> control), ``.image``, ``.view``, ``.timer`` and
+    ``.update()`` so that tests and the browser check can drive it: ``box.controls["congruence"].value = 0.5``.
     """
-    import ipywidgets as w
-
-    for control in controls.values():
-        if hasattr(control, "continuous_update"):
-            control.continuous_update = False
-        control.style = {"description_width": "initial"}
-    image = w.Image(format="png")
-
-    def update(_change=None) -> None:
-        view.update(**{name: c.value for name, c in controls.items()})
-        image.value = view.png()
-
-    for control in controls.values():
-        control.observe(update, names="value")
-    update()
-    box = w.VBox([*(w.HBox([controls[name] for name in row]) for row in rows), image])
-    box.controls, box.image, box.update, box.view = controls, image, update, view
-    return box
+    return interactive(view, controls, rows, continuous_update=False, wide_descriptions=True)

@@ -1,33 +1,32 @@
 """13.2 noise-schedule widget: family, T and β range → ᾱ_t and SNR curves and a digit noised at several t.
 
 Pure functions:
-- ``make_schedule(family, T, beta_start, beta_end)``: the ``NoiseSchedule``;
+- ``family_schedule(family, T, beta_start, beta_end)``: the ``NoiseSchedule`` of a family and β range
+  (``chapter13.diffusion.make_schedule`` is the one a model's config names);
 - ``strip_timesteps(T, n)``: the timesteps shown in the strip;
 - ``schedule_figure(x0, family, T, beta_start, beta_end)``: a fresh matplotlib ``Figure``.
 
-The widget (``schedule_widget``) draws the static parts of the figure once; on every change it only
-replaces the curves' data and the images' pixels (``ScheduleFigure.update``), blits them onto the
-cached background and sends a PNG to an ``ipywidgets.Image`` (``time_updates`` measures it).
+The widget (``schedule_widget``) is a :class:`ScheduleView` (a :class:`~chapter13.widgets.view.View`):
+the static parts of the figure are drawn once; on every change it only replaces the curves' data and
+the images' pixels (``ScheduleView.update``), blits them onto the cached background and sends a PNG
+to an ``ipywidgets.Image`` (``time_updates`` measures it, with the views' :class:`LatencyTimer`).
 """
 
 from __future__ import annotations
 
-import io
-import time
-
-import matplotlib.pyplot as plt
+import ipywidgets
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from chapter13.diffusion import NoiseSchedule
+from chapter13.widgets.view import LatencyTimer, View, ViewBox, interactive
 
 FAMILIES = ("linear", "cosine", "quadratic", "sigmoid")
 STRIP = 6
 
 
-def make_schedule(
+def family_schedule(
     family: str, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
 ) -> NoiseSchedule:
     """The ``NoiseSchedule`` of ``family``; the cosine family ignores the β range (Nichol & Dhariwal eq. 17)."""
@@ -45,19 +44,19 @@ def strip_timesteps(T: int, n: int = STRIP) -> list[int]:
     return [round(i * (T - 1) / (n - 1)) for i in range(n)]
 
 
-class ScheduleFigure:
+class ScheduleView(View):
     """A figure with ᾱ_t (top left), log SNR (top right) and a strip of one image noised at several t.
 
     The curves are drawn against t/T so that the axes never change; ``update(family, T, beta_start,
     beta_end)`` replaces only the artists' data. With ``blit=True`` (the widget) the static parts
     (axes, ticks, labels, legend) are rendered once and every update redraws only the changing artists
-    onto that background (matplotlib blitting), then encodes the pixels as PNG.
+    onto that background (matplotlib blitting); :meth:`png` encodes the pixels.
 
     Args:
         x0: one image (1, H, W) or (H, W) in [-1, 1].
         seed: the noise ε used for every strip image (the same ε for every schedule, so only the
             schedule changes between updates).
-        blit: render with the cached background (for ``png()``); False gives a normal figure.
+        blit: render with the cached background (for ``png()``); False draws the whole figure each time.
     """
 
     def __init__(self, x0: torch.Tensor, seed: int = 0, dpi: int = 72, blit: bool = True):
@@ -70,8 +69,7 @@ class ScheduleFigure:
         self.noise = torch.randn(
             image.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
         )
-        self.fig = Figure(figsize=(9, 4.6), dpi=dpi)
-        self.canvas = FigureCanvasAgg(self.fig)
+        super().__init__(figsize=(9, 4.6), dpi=dpi, blit=blit)
         grid = self.fig.add_gridspec(2, STRIP, height_ratios=[2.2, 1])
         self.ax_ab = self.fig.add_subplot(grid[0, : STRIP // 2])
         self.ax_snr = self.fig.add_subplot(grid[0, STRIP // 2 :])
@@ -103,21 +101,14 @@ class ScheduleFigure:
             self.ax_ab.title,
             self.ax_snr.title,
         ]
-        self.blit = blit
-        self.background = None
-        if blit:
-            for artist in self.dynamic:
-                artist.set_animated(True)
-            self.canvas.draw()
-            self.background = self.canvas.copy_from_bbox(self.fig.bbox)
         self.state: tuple | None = None
 
     def update(self, family: str, T: int, beta_start: float, beta_end: float) -> NoiseSchedule:
         """Set the artists' data for new settings; returns the chosen schedule."""
-        schedule = make_schedule(family, T, beta_start, beta_end)
+        schedule = family_schedule(family, T, beta_start, beta_end)
         frac = np.arange(T) / T
         for name, (ab_line, snr_line) in self.lines.items():
-            s = schedule if name == family else make_schedule(name, T, beta_start, beta_end)
+            s = schedule if name == family else family_schedule(name, T, beta_start, beta_end)
             ab_line.set_data(frac, s.alpha_bars.numpy())
             snr_line.set_data(frac, s.log_snr.numpy())
             bold = name == family
@@ -138,24 +129,6 @@ class ScheduleFigure:
         self.state = (family, T, beta_start, beta_end)
         return schedule
 
-    def render(self) -> np.ndarray:
-        """The figure's pixels (H, W, 4) uint8: blitted onto the cached background, or fully drawn."""
-        if self.blit:
-            self.canvas.restore_region(self.background)
-            for artist in self.dynamic:
-                self.fig.draw_artist(artist)
-        else:
-            self.canvas.draw()
-        return np.asarray(self.canvas.buffer_rgba())
-
-    def png(self) -> bytes:
-        """The figure rendered as PNG bytes (fast zlib level)."""
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.fromarray(self.render()[..., :3]).save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
-
 
 def schedule_figure(
     x0: torch.Tensor,
@@ -167,7 +140,7 @@ def schedule_figure(
 ) -> Figure:
     """Pure function: a new figure of the schedule ``family`` (curves of all families faint for
     comparison) and ``x0`` noised by q(x_t | x_0) (DDPM eq. 4) at six timesteps with a fixed ε."""
-    view = ScheduleFigure(x0, seed=seed, dpi=100, blit=False)
+    view = ScheduleView(x0, seed=seed, dpi=100, blit=False)
     view.update(family, T, beta_start, beta_end)
     return view.fig
 
@@ -179,52 +152,31 @@ def time_updates(x0: torch.Tensor, n: int = 20) -> dict[str, float]:
     encoding (``update_and_render_s``, what the student waits for), and the CPU-time median of the
     latter (``update_and_render_cpu_s``, which does not grow when other processes share the CPU).
     """
-    view = ScheduleFigure(x0)
+    view = ScheduleView(x0)
     view.update("linear", 1000, 1e-4, 0.02)
     view.png()  # first render pays font caches
     settings = [(FAMILIES[i % 4], 200 + 50 * i, 1e-4 * (1 + i % 3), 0.01 + 0.002 * i) for i in range(n)]
-    data_only, with_png, cpu = [], [], []
+    data_only, with_png = LatencyTimer(), LatencyTimer()
     for setting in settings:
-        cpu_start = time.process_time()
-        start = time.perf_counter()
-        view.update(*setting)
-        middle = time.perf_counter()
-        view.png()
-        end = time.perf_counter()
-        cpu.append(time.process_time() - cpu_start)
-        data_only.append(middle - start)
-        with_png.append(end - start)
+        with with_png.measure():
+            data_only.time(view.update, *setting)
+            view.png()
+    whole = with_png.summary()
     return {
-        "update_s": float(np.median(data_only)),
-        "update_and_render_s": float(np.median(with_png)),
-        "update_and_render_cpu_s": float(np.median(cpu)),
+        "update_s": data_only.summary().median_ms / 1000,
+        "update_and_render_s": whole.median_ms / 1000,
+        "update_and_render_cpu_s": whole.cpu_median_ms / 1000,
     }
 
 
-def schedule_widget(x0: torch.Tensor):
-    """ipywidgets: family, T, β_start, β_end → the ``ScheduleFigure`` as a PNG image (< 0.1 s per update)."""
-    import ipywidgets as widgets
-
-    view = ScheduleFigure(x0)
-    family = widgets.Dropdown(options=list(FAMILIES), value="linear", description="family")
-    T = widgets.IntSlider(value=1000, min=10, max=2000, step=10, description="T")
-    beta_start = widgets.FloatLogSlider(value=1e-4, base=10, min=-5, max=-2, description="β_start")
-    beta_end = widgets.FloatLogSlider(value=0.02, base=10, min=-3, max=-0.3, description="β_end")
-    image = widgets.Image(format="png")
-    status = widgets.Label()
-
-    def redraw(_=None) -> None:
-        start = time.perf_counter()
-        try:
-            view.update(family.value, T.value, beta_start.value, beta_end.value)
-        except ValueError as error:
-            status.value = f"⚠ {error}"
-            return
-        image.value = view.png()
-        status.value = f"updated in {1000 * (time.perf_counter() - start):.0f} ms"
-
-    for control in (family, T, beta_start, beta_end):
-        control.observe(redraw, names="value")
-    redraw()
-    plt.close("all")
-    return widgets.VBox([widgets.HBox([family, T]), widgets.HBox([beta_start, beta_end]), image, status])
+def schedule_widget(x0: torch.Tensor) -> ViewBox:
+    """ipywidgets: family, T, β_start, β_end → the ``ScheduleView`` as a PNG image (< 0.1 s per update);
+    the line under it says how long the update took, or why the settings are refused."""
+    controls = {
+        "family": ipywidgets.Dropdown(options=list(FAMILIES), value="linear", description="family"),
+        "T": ipywidgets.IntSlider(value=1000, min=10, max=2000, step=10, description="T"),
+        "beta_start": ipywidgets.FloatLogSlider(value=1e-4, base=10, min=-5, max=-2, description="β_start"),
+        "beta_end": ipywidgets.FloatLogSlider(value=0.02, base=10, min=-3, max=-0.3, description="β_end"),
+    }
+    rows = [["family", "T"], ["beta_start", "beta_end"]]
+    return interactive(ScheduleView(x0), controls, rows, errors=(ValueError,), show_latency=True)

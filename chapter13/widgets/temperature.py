@@ -3,9 +3,10 @@
 CLIP divides the cosine similarities S_ij by a temperature tau before the softmax: a small tau makes
 each row's softmax nearly one-hot (the loss then only looks at the hardest negative), a large tau
 makes it nearly uniform (the loss tends to log B whatever the embeddings). The pure functions
-:func:`temperature_softmax` (numbers) and :func:`temperature_figure` (a figure) do the work;
-:func:`temperature_widget` wires a log-scale slider to :class:`TemperatureView`, which redraws only
-what changes (blitting) so that an update costs a few tens of milliseconds.
+:func:`temperature_softmax` (numbers), :func:`temperature_loss_curve` (the loss over the slider's
+range) and :func:`temperature_figure` (a figure) do the work; :func:`temperature_widget` wires a
+log-scale slider to :class:`TemperatureView` (a :class:`~chapter13.widgets.view.View`), which redraws
+only what changes (blitting) so that an update costs a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+
+from chapter13.widgets.view import View, ViewBox, interactive
 
 TAU_RANGE = (0.005, 2.0)
 """The slider's range of temperatures."""
@@ -77,11 +81,86 @@ def _loss_curve(key: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndar
     return taus, np.array([temperature_softmax(s, t)["loss"] for t in taus])
 
 
-def loss_curve(similarity: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def temperature_loss_curve(similarity: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(taus, losses): the CLIP loss of ``similarity`` over 60 temperatures in :data:`TAU_RANGE`
     (cached per matrix, so a widget computes it once)."""
     s = _as_similarity(similarity)
     return _loss_curve(s.tobytes(), s.shape)
+
+
+class TemperatureView(View):
+    """The figure of :func:`temperature_figure` for the widget: the static parts (similarity panel,
+    axes, tick labels, loss curve) are drawn once; an update redraws only the softmax image, the
+    marker and two titles onto the cached background (blitting), and :meth:`png` encodes it.
+
+        view = TemperatureView(similarity, labels)
+        view.update(0.1)
+        png_bytes = view.png()  # or, in one call, view.render(0.1)
+
+    Args:
+        similarity: the (B, B) cosine similarities.
+        labels: B row labels of the similarity panel, or None.
+        figure: draw on this figure (cleared first) instead of a new ``Figure`` (11 x 3.6 in, ``dpi``).
+    """
+
+    def __init__(
+        self,
+        similarity: torch.Tensor | np.ndarray,
+        labels: Sequence[str] | None = None,
+        *,
+        figure: Figure | None = None,
+        dpi: float = 80,
+    ) -> None:
+        s = _as_similarity(similarity)
+        if labels is not None and len(labels) != len(s):
+            raise ValueError(f"{len(labels)} labels for a {len(s)}x{len(s)} similarity matrix")
+        super().__init__(figure, figsize=(11, 3.6), dpi=dpi)
+        self.similarity = s
+        fig = self.figure
+        fig.clear()
+        axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": (1, 1, 1.15)})
+        im0 = axes[0].imshow(s, cmap="RdBu_r", vmin=-1, vmax=1)
+        axes[0].set_title("cosine similarity S")
+        fig.colorbar(im0, ax=axes[0], fraction=0.046)
+        self.softmax_image = axes[1].imshow(np.eye(len(s)), cmap="viridis", vmin=0, vmax=1)
+        self.title = axes[1].set_title(" ")
+        fig.colorbar(self.softmax_image, ax=axes[1], fraction=0.046)
+        for ax in axes[:2]:
+            ax.set_xlabel("caption j")
+            ax.set_xticks(range(len(s)))
+            ax.set_yticks(range(len(s)))
+        axes[1].set_ylabel("image i")
+        if labels is not None:
+            axes[0].set_yticks(range(len(s)), [f"{label} {i}" for i, label in enumerate(labels)], fontsize=7)
+        else:
+            axes[0].set_ylabel("image i")
+        taus, losses = temperature_loss_curve(s)
+        axes[2].loglog(taus, losses, color="0.3")
+        axes[2].axhline(np.log(len(s)), color="0.6", ls="--", lw=1, label="log B (chance)")
+        axes[2].axvline(0.07, color="tab:green", ls=":", lw=1, label="CLIP's initial tau = 0.07")
+        (self.marker,) = axes[2].plot([0.07], [losses[0]], "o", color="tab:red")
+        axes[2].set_xlabel("temperature tau")
+        axes[2].set_ylabel("contrastive loss")
+        axes[2].legend(fontsize=7, loc="lower right")
+        self.headline = fig.text(0.5, 0.98, " ", ha="center", va="top", fontsize=11)
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        self.dynamic = [self.softmax_image, self.marker, self.title, self.headline]
+        self.numbers: dict[str, object] | None = None
+
+    def update(self, tau: float) -> Figure:
+        """Show the softmax and the loss at temperature ``tau``; returns the figure."""
+        numbers = temperature_softmax(self.similarity, tau)
+        self.softmax_image.set_data(numbers["p_image_to_text"])
+        self.marker.set_data([tau], [numbers["loss"]])
+        self.title.set_text(f"softmax over captions, tau = {tau:.3g}")
+        self.headline.set_text(f"loss = {numbers['loss']:.3f}    mean p(match) = {numbers['diagonal']:.2f}")
+        self.numbers = numbers
+        return self.figure
+
+    def render(self, tau: float) -> bytes:
+        """The figure at ``tau`` as PNG bytes: :meth:`update` then :meth:`png`."""
+        self.update(tau)
+        return self.png()
 
 
 def temperature_figure(
@@ -91,101 +170,15 @@ def temperature_figure(
     fig: Figure | None = None,
 ) -> Figure:
     """Three panels: the similarity matrix, the image->text softmax at ``tau``, and the loss against
-    tau with ``tau`` marked. Pass the ``fig`` returned earlier to update it in place."""
-    numbers = temperature_softmax(similarity, tau)
-    if fig is not None and getattr(fig, "_ch13_artists", None) is not None:
-        _update(fig, tau, numbers)
-        return fig
-    s = _as_similarity(similarity)
+    tau with ``tau`` marked. A new pyplot figure, or ``fig`` cleared and drawn again."""
+    temperature_softmax(similarity, tau)  # a bad tau raises before the figure is touched
     fig = plt.figure(figsize=(11, 3.6)) if fig is None else fig
-    fig.clear()
-    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": (1, 1, 1.15)})
-    im0 = axes[0].imshow(s, cmap="RdBu_r", vmin=-1, vmax=1)
-    axes[0].set_title("cosine similarity S")
-    fig.colorbar(im0, ax=axes[0], fraction=0.046)
-    image = axes[1].imshow(numbers["p_image_to_text"], cmap="viridis", vmin=0, vmax=1)
-    title = axes[1].set_title(" ")
-    fig.colorbar(image, ax=axes[1], fraction=0.046)
-    for ax in axes[:2]:
-        ax.set_xlabel("caption j")
-        ax.set_xticks(range(len(s)))
-        ax.set_yticks(range(len(s)))
-    axes[1].set_ylabel("image i")
-    if labels is not None:
-        if len(labels) != len(s):
-            raise ValueError(f"{len(labels)} labels for a {len(s)}x{len(s)} similarity matrix")
-        axes[0].set_yticks(range(len(s)), [f"{label} {i}" for i, label in enumerate(labels)], fontsize=7)
-    else:
-        axes[0].set_ylabel("image i")
-    taus, losses = loss_curve(similarity)
-    axes[2].loglog(taus, losses, color="0.3")
-    axes[2].axhline(np.log(len(s)), color="0.6", ls="--", lw=1, label="log B (chance)")
-    axes[2].axvline(0.07, color="tab:green", ls=":", lw=1, label="CLIP's initial tau = 0.07")
-    (marker,) = axes[2].plot([tau], [numbers["loss"]], "o", color="tab:red")
-    axes[2].set_xlabel("temperature tau")
-    axes[2].set_ylabel("contrastive loss")
-    axes[2].legend(fontsize=7, loc="lower right")
-    headline = fig.text(0.5, 0.98, " ", ha="center", va="top", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig._ch13_artists = (image, marker, title, headline)
-    _update(fig, tau, numbers)
-    return fig
+    return TemperatureView(similarity, labels, figure=fig).update(tau)
 
 
-def _update(fig: Figure, tau: float, numbers: dict[str, object]) -> None:
-    image, marker, title, headline = fig._ch13_artists
-    image.set_data(numbers["p_image_to_text"])
-    marker.set_data([tau], [numbers["loss"]])
-    title.set_text(f"softmax over captions, tau = {tau:.3g}")
-    headline.set_text(f"loss = {numbers['loss']:.3f}    mean p(match) = {numbers['diagonal']:.2f}")
-
-
-class TemperatureView:
-    """A fast renderer of :func:`temperature_figure` for the widget: the static parts (similarity
-    panel, axes, tick labels, loss curve) are drawn once; an update redraws only the softmax image,
-    the marker and two titles onto the cached background (matplotlib blitting) and encodes a PNG.
-
-        view = TemperatureView(similarity, labels)
-        png_bytes = view.render(0.1)
-    """
-
-    def __init__(self, similarity: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None) -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        self.similarity = _as_similarity(similarity)
-        self.figure = Figure(figsize=(11, 3.6), dpi=80)
-        FigureCanvasAgg(self.figure)
-        temperature_figure(self.similarity, 0.07, labels, fig=self.figure)
-        self.artists = self.figure._ch13_artists
-        for artist in self.artists:
-            artist.set_animated(True)
-        self.figure.canvas.draw()
-        self.background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
-
-    def render(self, tau: float) -> bytes:
-        """The figure at ``tau`` as PNG bytes."""
-        import io
-
-        from PIL import Image
-
-        _update(self.figure, tau, temperature_softmax(self.similarity, tau))
-        canvas = self.figure.canvas
-        canvas.restore_region(self.background)
-        for artist in self.artists:
-            self.figure.draw_artist(artist)
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(
-            buffer, format="png", compress_level=1
-        )
-        return buffer.getvalue()
-
-
-def temperature_widget(similarity: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None):
+def temperature_widget(similarity: torch.Tensor | np.ndarray, labels: Sequence[str] | None = None) -> ViewBox:
     """A log-scale tau slider over :class:`TemperatureView` (an ``ipywidgets.Image`` updated in place)."""
-    import ipywidgets as widgets
-
-    view = TemperatureView(similarity, labels)
-    slider = widgets.FloatLogSlider(
+    slider = ipywidgets.FloatLogSlider(
         value=0.07,
         base=10,
         min=np.log10(TAU_RANGE[0]),
@@ -195,10 +188,4 @@ def temperature_widget(similarity: torch.Tensor | np.ndarray, labels: Sequence[s
         continuous_update=True,
         readout_format=".3f",
     )
-    image = widgets.Image(value=view.render(slider.value), format="png")
-
-    def redraw(change=None) -> None:
-        image.value = view.render(slider.value)
-
-    slider.observe(redraw, names="value")
-    return widgets.VBox([slider, image])
+    return interactive(TemperatureView(similarity, labels), {"tau": slider}, [["tau"]])
