@@ -21,7 +21,14 @@ from torch import Tensor, nn
 
 from chapter13.attention import SelfAttention2d, norm_groups
 from chapter13.diffusion import DiffusionModel, sample_ddim
-from chapter13.unet import channel_plan, check_channel_mults, check_positive_int, check_timesteps, time_mlp
+from chapter13.unet import (
+    channel_plan,
+    check_channel_mults,
+    check_positive_int,
+    check_timesteps,
+    skip_connected_pass,
+    time_mlp,
+)
 
 __all__ = [
     "AudioDiffusion",
@@ -194,28 +201,27 @@ class AudioDiffusion(DiffusionModel):
                 f"(e.g. {math.ceil(x.shape[2] / factor) * factor}: pad or crop the sound)"
             )
 
+    def _middle(self, h: Tensor, emb: Tensor) -> Tensor:
+        h = self.mid1(h, emb)
+        if self.mid_attn is not None:
+            h = self.mid_attn(h.unsqueeze(2)).squeeze(2)
+        return self.mid2(h, emb)
+
     def predict(self, x: Tensor, t: Tensor) -> Tensor:
         """The network's raw output (ε̂ or v̂) for noisy waveforms ``x``: (B, C, L), ``t``: (B,) long."""
         self.check_input(x)
         emb = self.time_embed(check_timesteps(t, x.shape[0], x.device))
-        h = self.init_conv(fold_patches(x, self.patch))
-        hs = [h]
-        for level, blocks in enumerate(self.down):
-            for block in blocks:
-                h = block(h, emb)
-                hs.append(h)
-            if level < len(self.downsample):
-                h = self.downsample[level](h)
-                hs.append(h)
-        h = self.mid1(h, emb)
-        if self.mid_attn is not None:
-            h = self.mid_attn(h.unsqueeze(2)).squeeze(2)
-        h = self.mid2(h, emb)
-        for i, blocks in enumerate(self.up):
-            for block in blocks:
-                h = block(torch.cat([h, hs.pop()], dim=1), emb)
-            if i < len(self.upsample):
-                h = self.upsample[i](F.interpolate(h, size=hs[-1].shape[-1], mode="nearest"))
+        h = skip_connected_pass(
+            self.init_conv(fold_patches(x, self.patch)),
+            self.down,
+            self.up,
+            block=lambda block, h: block(h, emb),
+            downsample=lambda level, h: self.downsample[level](h),
+            middle=lambda h: self._middle(h, emb),
+            upsample=lambda i, h, skip: self.upsample[i](
+                F.interpolate(h, size=skip.shape[-1], mode="nearest")
+            ),
+        )
         out = self.out_conv(F.silu(self.out_norm(h)))  # (B, C·p, L/p)
         return unfold_patches(out, self.patch)
 

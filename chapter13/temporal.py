@@ -61,6 +61,7 @@ from chapter13.unet import (
     check_channel_mults,
     check_positive_int,
     check_timesteps,
+    skip_connected_pass,
     time_mlp,
 )
 
@@ -342,38 +343,38 @@ class VideoUNet(DiffusionModel):
             return x
         return x.repeat_interleave(frames // x.shape[2], dim=2)
 
+    def _downsample(self, level: int, h: Tensor) -> Tensor:
+        """Halve H and W frame by frame (a strided conv), then F (when ``temporal_downsample``)."""
+        return self._down_time(_batch_to_frames(self.downsample[level](_frames_to_batch(h)), h.shape[2]))
+
+    def _middle(self, h: Tensor, emb: Tensor) -> Tensor:
+        h = self.mid1(h, emb)
+        if self.mid_attn is not None:
+            h = _batch_to_frames(self.mid_attn(_frames_to_batch(h)), h.shape[2])
+        if self.mid_st_attn is not None:
+            h = self.mid_st_attn(h)
+        return self.mid2(h, emb)
+
+    def _upsample(self, i: int, h: Tensor, skip: Tensor) -> Tensor:
+        """Repeat frames up to ``skip``'s F, then resize H and W to ``skip``'s and convolve."""
+        h = self._up_time(h, skip.shape[2])
+        up = F.interpolate(_frames_to_batch(h), size=skip.shape[-2:], mode="nearest")
+        return _batch_to_frames(self.upsample[i](up), h.shape[2])
+
     def predict(self, x: Tensor, t: Tensor) -> Tensor:
         """The network's raw output (ε̂ or v̂) for noisy clips ``x``: (B, C, F, H, W), ``t``: (B,) long."""
         self.check_input(x)
         frames = x.shape[2]
         emb = self.time_embed(check_timesteps(t, x.shape[0], x.device))
-        h = _batch_to_frames(self.init_conv(F.pixel_unshuffle(_frames_to_batch(x), self.patch)), frames)
-        hs = [h]
-        for level, blocks in enumerate(self.down):
-            for block in blocks:
-                h = block(h, emb)
-                hs.append(h)
-            if level < len(self.downsample):
-                f = h.shape[2]
-                h = _batch_to_frames(self.downsample[level](_frames_to_batch(h)), f)
-                h = self._down_time(h)
-                hs.append(h)
-        h = self.mid1(h, emb)
-        if self.mid_attn is not None:
-            f = h.shape[2]
-            h = _batch_to_frames(self.mid_attn(_frames_to_batch(h)), f)
-        if self.mid_st_attn is not None:
-            h = self.mid_st_attn(h)
-        h = self.mid2(h, emb)
-        for i, blocks in enumerate(self.up):
-            for block in blocks:
-                h = block(torch.cat([h, hs.pop()], dim=1), emb)
-            if i < len(self.upsample):
-                target = hs[-1]
-                h = self._up_time(h, target.shape[2])
-                f = h.shape[2]
-                up = F.interpolate(_frames_to_batch(h), size=target.shape[-2:], mode="nearest")
-                h = _batch_to_frames(self.upsample[i](up), f)
+        h = skip_connected_pass(
+            _batch_to_frames(self.init_conv(F.pixel_unshuffle(_frames_to_batch(x), self.patch)), frames),
+            self.down,
+            self.up,
+            block=lambda block, h: block(h, emb),
+            downsample=self._downsample,
+            middle=lambda h: self._middle(h, emb),
+            upsample=self._upsample,
+        )
         out = self.out_conv(F.silu(self.out_norm(_frames_to_batch(h))))
         return _batch_to_frames(F.pixel_shuffle(out, self.patch), frames)
 

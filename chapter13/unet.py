@@ -15,7 +15,7 @@ Works on 28×28 MNIST and on any H, W (odd sizes are handled by upsampling to th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +175,49 @@ def channel_plan(base_channels: int, channel_mults: Sequence[int], num_res_block
             ch = base_channels * mult
         up.append((level, pairs))
     return ChannelPlan(down=down, mid=mid, up=up, out=ch)
+
+
+def skip_connected_pass(
+    h: Tensor,
+    down: nn.ModuleList,
+    up: nn.ModuleList,
+    *,
+    block: Callable[[nn.Module, Tensor], Tensor],
+    downsample: Callable[[int, Tensor], Tensor],
+    middle: Callable[[Tensor], Tensor],
+    upsample: Callable[[int, Tensor, Tensor], Tensor],
+) -> Tensor:
+    """The walk of a U-Net with skip connections (Ronneberger et al. 2015; DDPM's layout, Ho et al.
+    2020, Appendix B), in the order ``channel_plan`` counts it; shared by ``UNet``, the video and the
+    audio U-Nets, which differ only in what a step does to their tensors.
+
+    Every block's output, and every down-sampled tensor, is kept as a skip; on the way up each block
+    first concatenates the latest skip along the channels (dim 1). Down-sampling follows every level
+    of ``down`` but the last, up-sampling every level of ``up`` but the last.
+
+    Args:
+        h: the input after the network's first convolution, (B, C, ...).
+        down, up: ``ModuleList`` of ``ModuleList`` s of blocks per level (``up`` from the deepest).
+        block: ``block(module, h) -> h`` runs one block (with the time embedding, context, ...).
+        downsample: ``downsample(level, h) -> h`` after down level ``level``.
+        middle: the bottleneck, ``middle(h) -> h``.
+        upsample: ``upsample(i, h, skip) -> h`` after up level ``i``, to ``skip``'s size.
+    """
+    skips = [h]
+    for level, blocks in enumerate(down):
+        for module in blocks:
+            h = block(module, h)
+            skips.append(h)
+        if level < len(down) - 1:
+            h = downsample(level, h)
+            skips.append(h)
+    h = middle(h)
+    for i, blocks in enumerate(up):
+        for module in blocks:
+            h = block(module, torch.cat([h, skips.pop()], dim=1))
+        if i < len(up) - 1:
+            h = upsample(i, h, skips[-1])
+    return h
 
 
 class _Level(nn.Module):
@@ -347,6 +390,12 @@ class UNet(nn.Module):
             raise ValueError("class_labels were given but this UNet was built with num_classes=None")
         return emb
 
+    def _middle(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None) -> Tensor:
+        h = self.mid_attn(self.mid1(h, emb))
+        if self.mid_cross is not None:
+            h = self.mid_cross(h, context, context_mask)
+        return self.mid2(h, emb)
+
     def forward(
         self,
         x: Tensor,
@@ -376,24 +425,15 @@ class UNet(nn.Module):
                 f"context must have shape (B, L, {self.context_dim}), got {tuple(context.shape)}"
             )
         emb = self._embed(t, x.shape[0], class_labels, x.device)
-        h = self.init_conv(x)
-        hs = [h]
-        for level, blocks in enumerate(self.down):
-            for block in blocks:
-                h = block(h, emb, context, context_mask)
-                hs.append(h)
-            if level < len(self.downsample):
-                h = self.downsample[level](h)
-                hs.append(h)
-        h = self.mid1(h, emb)
-        h = self.mid_attn(h)
-        if self.mid_cross is not None:
-            h = self.mid_cross(h, context, context_mask)
-        h = self.mid2(h, emb)
-        for i, blocks in enumerate(self.up):
-            for block in blocks:
-                h = block(torch.cat([h, hs.pop()], dim=1), emb, context, context_mask)
-            if i < len(self.upsample):
-                h = F.interpolate(h, size=hs[-1].shape[-2:], mode="nearest")
-                h = self.upsample[i](h)
+        h = skip_connected_pass(
+            self.init_conv(x),
+            self.down,
+            self.up,
+            block=lambda block, h: block(h, emb, context, context_mask),
+            downsample=lambda level, h: self.downsample[level](h),
+            middle=lambda h: self._middle(h, emb, context, context_mask),
+            upsample=lambda i, h, skip: self.upsample[i](
+                F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            ),
+        )
         return self.out_conv(F.silu(self.out_norm(h)))
