@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CrossAttention", "CrossAttention2d", "SelfAttention2d", "norm_groups"]
+__all__ = ["CrossAttention", "CrossAttention2d", "SelfAttention2d", "norm_groups", "zero_init"]
 
 
 def norm_groups(channels: int, max_groups: int = 32) -> int:
@@ -27,6 +27,18 @@ def norm_groups(channels: int, max_groups: int = 32) -> int:
         if channels % groups == 0:
             return groups
     raise ValueError(f"channels must be positive, got {channels}")
+
+
+def zero_init(layer: nn.Module) -> nn.Module:
+    """``layer`` with its weight and bias set to zero, returned for chaining.
+
+    The last layer of every residual branch and of every denoiser starts at zero, so that a new block
+    is the identity and a new network predicts 0 (DDPM's reference code, Ho et al. 2020; Goyal et al.
+    2017 §5.1 for the residual case). Draws no random numbers.
+    """
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 class CrossAttention(nn.Module):
@@ -155,8 +167,7 @@ class SelfAttention2d(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(norm_groups(channels), channels)
         self.attention = CrossAttention(channels, channels, heads=heads)
-        nn.init.zeros_(self.attention.to_out.weight)
-        nn.init.zeros_(self.attention.to_out.bias)
+        zero_init(self.attention.to_out)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, C, H, W) -> (B, C, H, W)."""
@@ -184,8 +195,7 @@ class CrossAttention2d(nn.Module):
         super().__init__()
         self.norm = nn.GroupNorm(norm_groups(channels), channels)
         self.attention = CrossAttention(channels, context_dim, heads=heads, head_dim=head_dim)
-        nn.init.zeros_(self.attention.to_out.weight)
-        nn.init.zeros_(self.attention.to_out.bias)
+        zero_init(self.attention.to_out)
 
     def forward(self, x: Tensor, context: Tensor | None, mask: Tensor | None = None) -> Tensor:
         """x: (B, C, H, W), context: (B, L, D_c), mask: (B, L) bool -> (B, C, H, W)."""

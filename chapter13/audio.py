@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chapter13.attention import SelfAttention2d, norm_groups
+from chapter13.attention import SelfAttention2d, norm_groups, zero_init
 from chapter13.diffusion import DiffusionModel, sample_ddim
 from chapter13.unet import (
     channel_plan,
     check_channel_mults,
+    check_layout,
     check_positive_int,
     check_timesteps,
     skip_connected_pass,
@@ -56,9 +57,7 @@ class _ResBlock1d(nn.Module):
         self.emb = nn.Linear(emb_dim, out_ch)
         self.norm2 = nn.GroupNorm(norm_groups(out_ch), out_ch)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv1d(out_ch, out_ch, kernel_size, padding=pad)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        self.conv2 = zero_init(nn.Conv1d(out_ch, out_ch, kernel_size, padding=pad))
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv1d(in_ch, out_ch, 1)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
@@ -170,24 +169,17 @@ class AudioDiffusion(DiffusionModel):
                 self.upsample.append(nn.Conv1d(pairs[-1][1], pairs[-1][1], 3, padding=1))
         ch = plan.out
         self.out_norm = nn.GroupNorm(norm_groups(ch), ch)
-        self.out_conv = nn.Conv1d(ch, in_channels * patch, kernel_size, padding=kernel_size // 2)
-        nn.init.zeros_(self.out_conv.weight)
-        nn.init.zeros_(self.out_conv.bias)
+        self.out_conv = zero_init(nn.Conv1d(ch, in_channels * patch, kernel_size, padding=kernel_size // 2))
 
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError that says how to fix ``x`` if this network cannot take it."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a tensor (B, C, L), got {type(x).__name__}")
-        if x.dim() != 3:
-            hint = (
-                " A batch of mono waveforms (B, L) needs a channel axis: x.unsqueeze(1)."
-                if x.dim() == 2
-                else ""
-            )
-            raise ValueError(
-                f"AudioDiffusion expects waveforms of shape (B, C, L) (3 dimensions), got {x.dim()} "
-                f"dimensions {tuple(x.shape)}.{hint}"
-            )
+        check_layout(
+            x,
+            "AudioDiffusion",
+            "waveforms",
+            "BCL",
+            "A batch of mono waveforms (B, L) needs a channel axis: x.unsqueeze(1).",
+        )
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"x has {x.shape[1]} channels but this AudioDiffusion was built with in_channels={self.in_channels}"

@@ -52,13 +52,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chapter13.attention import SelfAttention2d, norm_groups
+from chapter13.attention import SelfAttention2d, norm_groups, zero_init
 from chapter13.diffusion import DiffusionModel, NoiseSchedule, diffusion_loss, sample_ddim
 from chapter13.evaluate import classify
 from chapter13.unet import (
     ResBlock,
     channel_plan,
     check_channel_mults,
+    check_layout,
     check_positive_int,
     check_timesteps,
     skip_connected_pass,
@@ -99,9 +100,7 @@ class TemporalConv(nn.Module):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd so that the clip keeps its length, got {kernel_size}")
         self.norm = nn.GroupNorm(norm_groups(channels), channels)
-        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        self.conv = zero_init(nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2))
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, f, h, w = x.shape
@@ -293,24 +292,17 @@ class VideoUNet(DiffusionModel):
 
         ch = plan.out
         self.out_norm = nn.GroupNorm(norm_groups(ch), ch)
-        self.out_conv = nn.Conv2d(ch, out_channels * patch * patch, 3, padding=1)
-        nn.init.zeros_(self.out_conv.weight)
-        nn.init.zeros_(self.out_conv.bias)
+        self.out_conv = zero_init(nn.Conv2d(ch, out_channels * patch * patch, 3, padding=1))
 
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError that says how to fix ``x`` if this network cannot take it."""
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a tensor (B, C, F, H, W), got {type(x).__name__}")
-        if x.dim() != 5:
-            hint = (
-                " A single image batch (B, C, H, W) is a clip of one frame: use x.unsqueeze(2)."
-                if x.dim() == 4
-                else ""
-            )
-            raise ValueError(
-                f"VideoUNet expects clips of shape (B, C, F, H, W) (5 dimensions), got {x.dim()} "
-                f"dimensions {tuple(x.shape)}.{hint}"
-            )
+        check_layout(
+            x,
+            "VideoUNet",
+            "clips",
+            "BCFHW",
+            "A single image batch (B, C, H, W) is a clip of one frame: use x.unsqueeze(2).",
+        )
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"x has {x.shape[1]} channels but this VideoUNet was built with in_channels="

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chapter13.attention import CrossAttention2d, SelfAttention2d, norm_groups
+from chapter13.attention import CrossAttention2d, SelfAttention2d, norm_groups, zero_init
 
 __all__ = [
     "ChannelPlan",
@@ -79,9 +79,7 @@ class ResBlock(nn.Module):
         self.emb = nn.Linear(emb_dim, out_channels)
         self.norm2 = nn.GroupNorm(norm_groups(out_channels), out_channels)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        self.conv2 = zero_init(nn.Conv2d(out_channels, out_channels, 3, padding=1))
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
@@ -121,6 +119,21 @@ def check_channel_mults(channel_mults: Sequence[int]) -> tuple[int, ...]:
             f"channel_mults must be a non-empty list of positive ints, got {list(channel_mults)}"
         )
     return mults
+
+
+def check_layout(x: Any, owner: str, what: str, layout: Sequence[str], one_axis_short: str = "") -> None:
+    """Raise a TypeError unless ``x`` is a tensor, and a ValueError that names the expected layout
+    (e.g. ``("B", "C", "L")``) unless it has one axis per letter; ``one_axis_short`` is the fix to
+    suggest when ``x`` lacks exactly one axis."""
+    shape = f"({', '.join(layout)})"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor {shape}, got {type(x).__name__}")
+    if x.dim() != len(layout):
+        hint = f" {one_axis_short}" if one_axis_short and x.dim() == len(layout) - 1 else ""
+        raise ValueError(
+            f"{owner} expects {what} of shape {shape} ({len(layout)} dimensions), got {x.dim()} "
+            f"dimensions {tuple(x.shape)}.{hint}"
+        )
 
 
 def check_timesteps(t: Tensor | int, batch: int, device: torch.device) -> Tensor:
@@ -367,9 +380,7 @@ class UNet(nn.Module):
 
         ch = plan.out
         self.out_norm = nn.GroupNorm(norm_groups(ch), ch)
-        self.out_conv = nn.Conv2d(ch, out_channels, 3, padding=1)
-        nn.init.zeros_(self.out_conv.weight)
-        nn.init.zeros_(self.out_conv.bias)
+        self.out_conv = zero_init(nn.Conv2d(ch, out_channels, 3, padding=1))
 
     def _embed(self, t: Tensor, batch: int, class_labels: Tensor | None, device: torch.device) -> Tensor:
         emb = self.time_embed(check_timesteps(t, batch, device))

@@ -23,7 +23,7 @@ from chapter13.recipes.text2image import (
     built_text_to_image,
     text_encoder_config,
     text_sampler_spec,
-    train_text_to_image,
+    train_with_settings,
 )
 from chapter13.train import RunRecord, TrainResult, fit
 
@@ -172,19 +172,7 @@ def train_latent_text2image(
     data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
     latents = torch.cat([vae.images_to_latents(data.images[i : i + 500]) for i in range(0, len(data), 500)])
     model = new_latent_text_to_image(vae)
-    return train_text_to_image(
-        model,
-        latents,
-        data.captions,
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        p_uncond=settings["p_uncond"],
-        min_snr_gamma=settings["min_snr_gamma"],
-        seed=settings["seed"],
-        progress=progress,
-        desc=LATENT_NAME,
-    )
+    return train_with_settings(model, latents, data.captions, settings, progress, LATENT_NAME)
 
 
 def build_latent() -> Built:

@@ -236,18 +236,23 @@ def train_text2image(steps: int | None = None, progress: bool = True, **override
         settings["steps"] = steps
     seed_everything(settings["seed"])
     data = captioned_digits("train", copies=settings["copies"], seed=settings["seed"])
+    return train_with_settings(new_text_to_image(), data.images, data.captions, settings, progress, NAME)
+
+
+def train_with_settings(
+    model: TextToImageUNet,
+    x0: torch.Tensor,
+    captions: list[str],
+    settings: dict[str, Any],
+    progress: bool,
+    desc: str,
+) -> TrainResult:
+    """``train_text_to_image`` with the optimisation entries of a recipe's settings (``steps``,
+    ``batch_size``, ``lr``, ``p_uncond``, ``min_snr_gamma``, ``seed``); shared by the pixel and the
+    latent recipe, which train alike."""
+    keys = ("steps", "batch_size", "lr", "p_uncond", "min_snr_gamma", "seed")
     return train_text_to_image(
-        new_text_to_image(),
-        data.images,
-        data.captions,
-        steps=settings["steps"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        p_uncond=settings["p_uncond"],
-        min_snr_gamma=settings["min_snr_gamma"],
-        seed=settings["seed"],
-        progress=progress,
-        desc=NAME,
+        model, x0, captions, **{k: settings[k] for k in keys}, progress=progress, desc=desc
     )
 
 
