@@ -19,6 +19,7 @@ import time
 import torch
 
 from chapter13.book import sec13_2 as book
+from chapter13.cost import parameter_count
 from chapter13.data import load_mnist
 from chapter13.diffusion import NoiseSchedule, diffusion_loss, sample_ddim, sample_ddpm
 from chapter13.toy import chamfer_distance, make_toy_data, toy_schedule, train_toy
@@ -68,7 +69,7 @@ def main() -> None:
     table(
         f"Toy denoiser training ({args.data}, 4000 points)",
         ["steps", "batch", "parameters", "wall s", "CPU s", "final loss"],
-        [[steps, 256, sum(p.numel() for p in model.parameters()), wall, cpu, sum(tail) / len(tail)]],
+        [[steps, 256, parameter_count(model), wall, cpu, sum(tail) / len(tail)]],
     )
 
     # --- samplers -----------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def main() -> None:
     table(
         f"U-Net (default config, {torch.get_num_threads()} threads), batch 64 of 28×28",
         ["parameters", "forward wall s", "forward+backward wall s", "forward+backward CPU s"],
-        [[sum(p.numel() for p in unet.parameters()), w_fwd, w_train, c_train]],
+        [[parameter_count(unet), w_fwd, w_train, c_train]],
     )
     print(f"\nload average after: {os.getloadavg()}")
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from chapter13 import checkpoints
 from chapter13.audio import pitch_metrics, sample_sounds
+from chapter13.cost import parameter_count
 from chapter13.recipes.video import VIDEO_DATA
 from chapter13.synthetic import PITCHES, SAMPLE_RATE, moving_digits
 from chapter13.temporal import TemporalConv, identity_consistency, sample_clips, temporal_metrics
@@ -143,8 +144,8 @@ def block_cost_table(batch: int = 16, frames: int = 8) -> None:
         nn.init.normal_(temporal.conv.weight, std=0.01)
         run3d = functools.partial(_conv3d_pass, conv3d, x)
         runfact = functools.partial(_factorised_pass, spatial, temporal, x)
-        p3 = sum(p.numel() for p in conv3d.parameters())
-        pf = sum(p.numel() for p in spatial.parameters()) + sum(p.numel() for p in temporal.parameters())
+        p3 = parameter_count(conv3d)
+        pf = parameter_count(spatial) + parameter_count(temporal)
         print(
             f"{f'{c}x{f}x{s}x{s}':>16s}{_time(run3d) * 1e3:11.1f}{_time(runfact) * 1e3:15.1f}{p3:15d}{pf:14d}"
         )
