@@ -3,7 +3,8 @@
 Modules, one per concept (the map with what each holds: README.md; the import floors: CONTRIBUTING.md):
 
 - foundations: ``config``, ``cost``, ``attention``, ``guidance``, ``neuro``, ``book``
-- math: ``data``, ``diffusion`` (schedules, the ``DiffusionModel`` base, the loss, samplers), ``unet``
+- math: ``data``, ``diffusion`` (schedules, the ``DiffusionModel`` base, the loss, samplers), ``unet``,
+  ``fitting`` (the causal-inference observer fitted to responses)
 - data sets and storage: ``captions``, ``synthetic``, ``checkpoints``
 - models, measures and the loop: ``multimodal``, ``codelab``, ``audio``, ``hierarchy``, ``evaluate``,
   ``train``

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torchvision.utils import make_grid, save_image
 
+from chapter13 import fitting
 from chapter13.hierarchy import HierarchicalCNN, empirical_receptive_field, receptive_fields
 
 
@@ -185,4 +186,109 @@ def plot_fusion_accuracy(rows: Sequence[dict[str, float]]) -> Figure:
     ax2.set_xlabel("best single-stream accuracy (%)")
     ax2.set_ylabel("enhancement index (%)")
     ax2.set_title("inverse effectiveness")
+    return fig
+
+
+STRATEGY_COLORS = {"averaging": "tab:blue", "selection": "tab:orange", "matching": "tab:green"}
+
+
+def plot_localization_fit(
+    table: fitting.TrialTable, comparison: fitting.Comparison, sound_at: float | None = None
+) -> Figure:
+    """Figure: fitted curves over the localisation data (13.5, from model to data).
+
+    Left: for the sound at ``sound_at`` (default: the audio-visual sound position nearest 0) paired
+    with each flash position, the proportion of auditory reports at each button (markers: data; lines:
+    the strategy AIC picks). Right: the visual bias of the auditory reports against the audio-visual
+    disparity, ``(E[r_a] - s_a) / (s_v - s_a)`` (:func:`chapter13.fitting.visual_bias`), for the data and
+    every fitted strategy.
+    """
+    seen = fitting.observed_proportions(table)
+    buttons = table.buttons
+    if not len(seen["s_v"]):
+        raise ValueError(
+            "the table has no audio-visual trials to draw; add trials with both a flash and a sound"
+        )
+    sounds = np.unique(seen["s_a"])
+    sound = sounds[np.argmin(np.abs(sounds - (0.0 if sound_at is None else sound_at)))]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
+    best = comparison.fits[comparison.best]
+    model = fitting.predicted_proportions(
+        best.params, best.strategy, seen["s_v"], seen["s_a"], buttons, best.unity_decision
+    )
+    here = np.flatnonzero(seen["s_a"] == sound)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(here)))
+    for color, c in zip(colors, here, strict=True):
+        n = seen["auditory"][c].sum()
+        ax1.plot(buttons, seen["auditory"][c] / max(n, 1), "o", color=color, ms=5)
+        ax1.plot(
+            buttons, model["auditory"][c], "-", color=color, lw=1.5, label=f"flash at {seen['s_v'][c]:g}°"
+        )
+    ax1.axvline(sound, color="0.5", ls=":", lw=1)
+    ax1.set_xlabel("auditory report (button, deg)")
+    ax1.set_ylabel("proportion of reports")
+    ax1.set_title(f"sound at {sound:g}°: data (dots), {best.strategy} fit (lines)", fontsize=10)
+    ax1.legend(fontsize=7)
+    d, bias = fitting.visual_bias(seen["s_v"], seen["s_a"], seen["auditory"], buttons)
+    ax2.plot(d, bias, "ko", label="data")
+    for strategy, result in comparison.fits.items():
+        pred = fitting.predicted_proportions(
+            result.params, strategy, seen["s_v"], seen["s_a"], buttons, result.unity_decision
+        )
+        dm, bm = fitting.visual_bias(
+            seen["s_v"], seen["s_a"], pred["auditory"] * seen["auditory"].sum(axis=1, keepdims=True), buttons
+        )
+        ax2.plot(
+            dm,
+            bm,
+            "-",
+            color=STRATEGY_COLORS.get(strategy, "k"),
+            label=f"{strategy} (dAIC {result.aic - best.aic:.1f})",
+        )
+    ax2.axhline(0, color="0.7", lw=0.8)
+    ax2.set_xlabel("audio-visual disparity |s_V - s_A| (deg)")
+    ax2.set_ylabel("visual bias of the heard position")
+    ax2.set_title("ventriloquist effect: data and the three fits", fontsize=10)
+    ax2.legend(fontsize=8)
+    return fig
+
+
+def plot_strategy_comparison(comparison: fitting.Comparison) -> Figure:
+    """Figure: AIC and BIC differences to the best strategy (bars) with Akaike weights written above."""
+    rows = comparison.rows()
+    names = [r["strategy"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
+    x = np.arange(len(rows))
+    ax.bar(
+        x - 0.2,
+        [r["d_aic"] for r in rows],
+        0.4,
+        color=[STRATEGY_COLORS.get(n, "0.5") for n in names],
+        label="dAIC",
+    )
+    ax.bar(x + 0.2, [r["d_bic"] for r in rows], 0.4, color="0.75", label="dBIC")
+    for xi, r in zip(x, rows, strict=True):
+        ax.text(xi, max(r["d_aic"], r["d_bic"]) + 0.5, f"w = {r['weight']:.2f}", ha="center", fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("difference to the best (lower is better)")
+    ax.set_title(f"AIC picks {comparison.best}", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_flash_beep_fit(table: fitting.FlashBeepTable, fit: dict) -> Figure:
+    """Figure: the flash-beep table (markers) against the count observer, at its starting values
+    (dotted) and fitted (solid), one line per number of flashes, against the number of beeps."""
+    fig, ax = plt.subplots(figsize=(5.8, 3.6), layout="constrained")
+    colors = plt.cm.plasma(np.linspace(0, 0.8, 4))
+    for color, flashes in zip(colors, np.unique(table.flashes), strict=False):
+        rows = np.flatnonzero(table.flashes == flashes)
+        beeps = table.beeps[rows]
+        ax.plot(beeps, table.mean_reported[rows], "o", color=color, ms=6, label=f"{flashes} flash(es)")
+        ax.plot(beeps, fit["predicted"][rows], "-", color=color, lw=1.5)
+        ax.plot(beeps, fit["start_predicted"][rows], ":", color=color, lw=1)
+    ax.set_xlabel("number of beeps")
+    ax.set_ylabel("mean reported flashes")
+    ax.set_title(f"{table.kind} table (dots), fitted observer (lines), rmse {fit['rmse']:.2f}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
     return fig

@@ -21,6 +21,7 @@ __all__ = [
     "REFERENCE_CASES",
     "check_common_cause_threshold",
     "check_enhancement",
+    "check_far_button",
     "check_flash_alone",
     "check_lag_sign",
     "check_mcgurk_settings",
@@ -170,6 +171,27 @@ def check_product_of_experts(combine: Callable | None) -> bool:
     return True
 
 
+def check_far_button(answer: float | None) -> bool:
+    """Exercise 9: an observer with Körding et al.'s sigma_A = 9.2° and sigma_P = 12.3° (prior centred
+    at 0°), no motor noise and a 5 % lapse rate hears a sound alone at 0° and presses one of five
+    buttons at -10°, -5°, 0°, 5°, 10°. The probability that it presses the -10° button."""
+    if not_attempted(answer, "set `p_far` to the probability of pressing the -10° button."):
+        return False
+    k = neuro.KORDING_2007
+    want = float(
+        neuro.unimodal_response_probabilities(
+            0.0, k["sigma_a"], k["sigma_p"], neuro.KORDING_BUTTONS, lapse=0.05
+        )[0]
+    )
+    return _close(
+        answer,
+        want,
+        0.002,
+        "The estimate w x_A is Gaussian with sd w sigma_A, w = sigma_P^2 / (sigma_A^2 + sigma_P^2); the -10° "
+        "button is nearest below -7.5°; then mix in the lapses: (1 - 0.05) p + 0.05 / 5.",
+    )
+
+
 def _reference_combine(p_v: np.ndarray, p_a: np.ndarray) -> np.ndarray:
     product = p_v * p_a
     return product / product.sum()
@@ -184,5 +206,6 @@ REFERENCE_CASES: list[tuple[str, Any, Any]] = [
     ("check_lag_sign", -1, 1),
     ("check_receptive_field", 20, 14),
     ("check_product_of_experts", _reference_combine, lambda p_v, p_a: (p_v + p_a) / 2),
+    ("check_far_button", 0.1067, 0.2071),  # wrong: the prior forgotten (sd sigma_A instead of w sigma_A)
 ]
 """(checker, a right answer, a wrong answer), used by the unit tests."""
