@@ -8,6 +8,8 @@ images) so that a notebook runs in seconds; CI sets it. Notebooks choose every s
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 import platform
 import random
@@ -65,6 +67,7 @@ def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (CPU and CUDA); return a torch Generator seeded alike."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds code that uses the legacy global RNG
     torch.manual_seed(seed)
@@ -80,13 +83,121 @@ def default_device() -> torch.device:
     """
     forced = os.environ.get("CH13_DEVICE")
     if forced:
-        return torch.device(forced)
+        try:
+            return check_device(forced)
+        except ValueError as error:
+            raise ValueError(f"CH13_DEVICE={forced!r}: {error}; or unset CH13_DEVICE") from None
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_finite(value: object, name: str) -> float:
+    """``value`` as a float if it is a real, finite number (not a bool, a string or a tensor); a
+    TypeError or ValueError naming ``name`` otherwise. Range checks are the caller's."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {number}")
+    return number
+
+
+SEED_RANGE = (-(2**63), 2**64 - 1)
+"""The seeds ``torch.Generator.manual_seed`` takes."""
+
+
+def check_seed(seed: object, minimum: int = SEED_RANGE[0]) -> int:
+    """``seed`` if it is an int in ``minimum..2**64-1`` (NumPy's generators need ``minimum=0``);
+    a TypeError or ValueError that says which seeds work otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}; e.g. seed=0")
+    if not minimum <= int(seed) <= SEED_RANGE[1]:
+        raise ValueError(f"seed must lie in {minimum}..2**64-1, got {seed}; e.g. seed=0")
+    return int(seed)
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "meta")
+
+
+def check_device(device: torch.device | str | None) -> torch.device | None:
+    """``device`` as a ``torch.device`` that exists here (``None`` stays ``None``).
+
+    A ValueError names the fix for a misspelt device (``"gpu"``), a GPU this machine lacks
+    (``"cuda"`` without CUDA, ``"cuda:3"`` with one GPU) or an unavailable Apple GPU (``"mps"``).
+    """
+    if device is None:
+        return None
+    if not isinstance(device, str | torch.device):
+        raise TypeError(
+            f"device must be a string such as 'cpu' or 'cuda', got {type(device).__name__} {device!r}"
+        )
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"unknown device {device!r}; use 'cpu', 'cuda' (or 'cuda:0', ...) or 'mps', "
+            "or config.default_device() for the fastest one here"
+        ) from None
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"device type {dev.type!r} is not supported here; use 'cpu', 'cuda' or 'mps'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} needs a CUDA GPU, and none is available here; use device='cpu' "
+                "(or config.default_device(), which picks what this machine has)"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered 0..{torch.cuda.device_count() - 1}"
+            )
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {device!r} needs Apple's MPS, which is not available here; use 'cpu'")
+    return dev
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (e.g. meta)
+        return False
+
+
+def check_model_input(x: object, model: torch.nn.Module, name: str = "x") -> None:
+    """Raise a TypeError or ValueError naming the fix unless ``x`` is a floating-point tensor of the
+    dtype and on the device of ``model``'s weights (its first parameter; no parameters: no check).
+
+    Under autocast a lower-precision ``x`` is fine. Attribute checks only: no pass over the data.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+            "convert a NumPy array with torch.from_numpy(array).float()"
+        )
+    weight = next(model.parameters(), None)
+    if weight is None:
+        return
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be floating point like the model's weights ({weight.dtype}), got {x.dtype}; "
+            "convert with x.float(), and 0..255 pixels to the model range with x.float() / 127.5 - 1"
+        )
+    if x.device != weight.device:
+        raise ValueError(
+            f"{name} is on {x.device} but the model is on {weight.device}; move them together, "
+            f"e.g. x.to({str(weight.device)!r})"
+        )
+    if x.dtype != weight.dtype and not _autocast_on(x.device.type):
+        raise TypeError(
+            f"{name} is {x.dtype} but the model's weights are {weight.dtype}; use x.to({weight.dtype}) "
+            f"(or model.to({x.dtype}))"
+        )
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -96,6 +207,10 @@ DATA_DIR = Path(os.environ.get("CH13_DATA", REPO_DIR / "data"))
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 CACHE_DIR = Path(os.environ.get("CH13_CACHE", Path.home() / ".cache" / "chapter13"))
 """Downloads that are opt-in (full MNIST) go here, outside the repository."""
+USER_CHECKPOINT_DIR = Path(os.environ.get("CH13_CHECKPOINTS") or CACHE_DIR / "checkpoints").expanduser()
+"""Checkpoints a student trains in a notebook (``TRAIN = True``) go here, never into the shipped
+``CHECKPOINT_DIR``: ``~/.cache/chapter13/checkpoints`` unless ``CH13_CHECKPOINTS`` names another folder.
+Load one with ``checkpoints.load_model(NAME, directory=USER_CHECKPOINT_DIR)``."""
 
 
 def describe() -> str:
@@ -115,6 +230,8 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     shared 2-core machine the checkpoints were built on, one thread ran a training step 5-10× faster
     than PyTorch's default of two, whose workers wait on each other when other processes hold the cores.
     """
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise ValueError(f"threads must be an int (or None to keep torch's setting), got {threads!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1 (or None to keep torch's setting), got {threads}")
     previous = torch.get_num_threads()

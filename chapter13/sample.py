@@ -12,6 +12,10 @@ Conditional checkpoints take ``--label D`` (a digit 0-9), ``--prompt TEXT`` and 
 
 Adding a checkpoint: give its ``Recipe`` in ``chapter13.recipes`` a ``sampler`` that returns a
 ``SamplerSpec`` (how to draw ``n`` samples and which of ``label``/``prompt``/``guidance`` it accepts).
+
+Errors follow ``chapter13.cli``'s convention: a bad request (an unknown name, a device this machine
+lacks, ``--n 1 --metrics``, an unwritable ``--out``, a corrupt checkpoint manifest) prints one line
+``error: ...`` on stderr and exits 2, before any sampling where it can be known in advance.
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from chapter13 import recipes
+from chapter13 import checkpoints, cli, recipes
 from chapter13.checkpoints import CheckpointError
 from chapter13.evaluate import sample_metrics
 from chapter13.plotting import save_grid
 from chapter13.recipes import SampleError, SamplerSpec
 
 CONDITIONS = ("label", "prompt", "guidance")
+MAX_SEED = 2**63 - 1
+"""The largest ``--seed``: torch's generators take 64-bit seeds, and samplers derive ``seed + k``."""
+METRICS_MIN_SAMPLES = 2
+"""``--metrics`` compares the spread of the samples' features (a Fréchet distance): two at least."""
 
-__all__ = ["SampleError", "SamplerSpec", "get_spec", "main", "sample", "write_samples"]
+__all__ = ["SampleError", "SamplerSpec", "check_request", "get_spec", "main", "sample", "write_samples"]
 
 
 def get_spec(name: str) -> SamplerSpec:
@@ -79,15 +87,25 @@ def check_conditions(name: str, spec: SamplerSpec, cond: dict[str, Any]) -> None
 
 
 def write_samples(samples: Tensor, out: str | Path) -> Path:
-    """Write ``samples``: (N, C, H, W) in [-1, 1] to ``out`` (``.pt`` tensor or ``.png`` grid)."""
+    """Write ``samples``: (N, C, H, W) in [-1, 1] to ``out`` (``.pt`` tensor or ``.png`` grid).
+
+    Raises ``SampleError`` for another suffix and for a file that cannot be written.
+    """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".pt":
-        torch.save(samples.detach().float().cpu().contiguous(), out)
-    elif out.suffix == ".png":
-        save_grid(samples, str(out), nrow=max(1, math.ceil(math.sqrt(len(samples)))))
-    else:
+    if out.suffix not in (".pt", ".png"):
         raise SampleError(f"--out must end in .pt (tensor) or .png (image grid), got {out.name!r}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".pt":
+            with open(out, "wb") as handle:  # an open() error names the path; torch.save's would not
+                torch.save(samples.detach().float().cpu().contiguous(), handle)
+        else:
+            save_grid(samples, str(out), nrow=max(1, math.ceil(math.sqrt(len(samples)))))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SampleError(
+            f"cannot write --out {str(out)!r}: {reason}; pick a file in a folder you can write to"
+        ) from error
     return out
 
 
@@ -105,15 +123,8 @@ def sample(
     guidance: float | None = None,
 ) -> Tensor:
     """Draw ``n`` samples (N, C, H, W) in [-1, 1] from checkpoint ``name`` with DDIM-``steps``."""
-    spec = get_spec(name)
-    if not isinstance(n, int) or n < 1:
-        raise SampleError(f"--n must be a positive number of samples, got {n}")
-    if not isinstance(steps, int) or not 1 <= steps <= spec.max_steps:
-        raise SampleError(f"--steps must lie in 1..{spec.max_steps} (the model's T), got {steps}")
-    if not (math.isfinite(eta) and eta >= 0):
-        raise SampleError(f"--eta must be a finite number >= 0, got {eta}")
     cond = given_conditions(label, prompt, guidance)
-    check_conditions(name, spec, cond)
+    spec = check_request(name, n, steps=steps, seed=seed, eta=eta, cond=cond)
     samples = spec.draw(n, steps=steps, eta=eta, seed=seed, device=device, progress=progress, **cond)
     if samples.ndim != 4 or len(samples) != n:
         raise RuntimeError(
@@ -122,8 +133,25 @@ def sample(
     return samples.float().cpu().clamp(-1.0, 1.0)
 
 
+def check_request(
+    name: str, n: int, *, steps: int, seed: int, eta: float, cond: dict[str, Any]
+) -> SamplerSpec:
+    """The ``SamplerSpec`` of ``name`` once the request fits it; ``SampleError`` naming the fix if not."""
+    spec = get_spec(name)
+    if not isinstance(n, int) or n < 1:
+        raise SampleError(f"--n must be a positive number of samples, got {n}")
+    if not isinstance(steps, int) or not 1 <= steps <= spec.max_steps:
+        raise SampleError(f"--steps must lie in 1..{spec.max_steps} (the model's T), got {steps}")
+    if not (math.isfinite(eta) and eta >= 0):
+        raise SampleError(f"--eta must be a finite number >= 0, got {eta}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise SampleError(f"--seed must be a whole number from 0 to 2**63 - 1 ({MAX_SEED}), got {seed}")
+    check_conditions(name, spec, cond)
+    return spec
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m chapter13.sample",
         description="Sample a shipped diffusion model with DDIM and write a .pt tensor or a .png grid.",
     )
@@ -135,7 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic (default), 1 DDPM-like"
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the model's device, CPU)")
+    parser.add_argument(
+        "--device",
+        type=cli.device_arg,
+        default=None,
+        help="cpu, cuda, cuda:N or mps (default: the model's device, CPU); checked before sampling",
+    )
     parser.add_argument("--label", type=int, default=None, help="digit 0-9 (class-conditional checkpoints)")
     parser.add_argument("--prompt", default=None, help="caption (text-conditional checkpoints)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
@@ -145,20 +178,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (2 for a bad request)."""
+    """Command-line entry point; returns the exit status: 0, or 2 with one ``error: ...`` line on
+    stderr for a bad request (``chapter13.cli``'s convention; argument errors exit 2 through
+    ``SystemExit`` as argparse's do)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if Path(args.out).suffix not in (".pt", ".png"):
-        parser.error(f"--out must end in .pt (tensor) or .png (image grid), got {args.out!r}")
+        cli.fail(f"--out must end in .pt (tensor) or .png (image grid), got {args.out!r}")
+    if args.metrics and args.n < METRICS_MIN_SAMPLES:
+        cli.fail(
+            f"--metrics needs at least {METRICS_MIN_SAMPLES} samples (its Fréchet distance compares their "
+            f"spread), got --n {args.n}; use --n 2 or more (64 gives steadier figures), or drop --metrics"
+        )
+    return cli.run(lambda: _run(args), user_errors=(SampleError, CheckpointError))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``main`` after parsing: every check that needs no sampling first, then sample, write, score."""
+    cond = given_conditions(args.label, args.prompt, args.guidance)
+    check_request(args.name, args.n, steps=args.steps, seed=args.seed, eta=args.eta, cond=cond)
+    cli.writable_file(args.out)
+    checkpoints.read_manifest()  # a corrupt manifest fails here, before any model is built
     t0 = time.perf_counter()
-    try:
-        samples = sample(
-            args.name, args.n, steps=args.steps, seed=args.seed, eta=args.eta, device=args.device,
-            progress=args.progress, label=args.label, prompt=args.prompt, guidance=args.guidance,
-        )  # fmt: skip
-    except (SampleError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    samples = sample(
+        args.name, args.n, steps=args.steps, seed=args.seed, eta=args.eta, device=args.device,
+        progress=args.progress, label=args.label, prompt=args.prompt, guidance=args.guidance,
+    )  # fmt: skip
     seconds = time.perf_counter() - t0
     path = write_samples(samples, args.out)
     print(f"wrote {len(samples)} samples {tuple(samples.shape[1:])} to {path} in {seconds:.1f} s")

@@ -2,12 +2,15 @@
 
 ``fit`` takes a model, a loss function ``loss_fn(model, batch) -> scalar`` and the training tensors,
 and runs AdamW with warm-up and cosine decay, gradient clipping, an exponential moving average (EMA)
-of the weights, a ``tqdm.auto`` progress bar with the running loss, a NaN guard, atomic checkpoint
-writes and resume. Every section's trainer calls it, so they all behave alike.
+of the weights, a ``tqdm.auto`` progress bar with the running loss, a NaN guard (the loss, the
+gradient and, before every checkpoint write, weights, buffers, EMA and optimiser state), atomic
+checkpoint writes and resume. Every section's trainer calls it, so they all behave alike.
 
 Command line: ``python -m chapter13.train NAME`` retrains and rewrites a shipped checkpoint
 (``--list`` shows the names): ``build(NAME)`` runs the recipe registered in ``chapter13.recipes``
-and saves what it returns with ``chapter13.checkpoints.save``.
+and saves what it returns with ``chapter13.checkpoints.save``. Notebooks write elsewhere:
+``build(NAME, directory=config.USER_CHECKPOINT_DIR)``, or ``save_run`` for a run they trained
+themselves, so that a student's training never overwrites the shipped files in ``data/checkpoints``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from chapter13 import checkpoints, recipes
-from chapter13.checkpoints import atomic_torch_save
-from chapter13.config import default_device
+from chapter13 import checkpoints, cli, recipes
+from chapter13.checkpoints import atomic_torch_save, nonfinite_entries
+from chapter13.config import USER_CHECKPOINT_DIR, default_device
+from chapter13.config import check_finite as check_finite_number
 from chapter13.recipes import rebuild_command
 
 Batch = Sequence[torch.Tensor]
@@ -137,12 +141,18 @@ def fit(
             at the end (atomically). With ``resume=True`` training continues from that file.
 
     Raises:
-        FloatingPointError: the loss became NaN or infinite (with the step and what to try).
+        FloatingPointError: the loss or the gradient became NaN or infinite, or the weights, buffers,
+            EMA or optimiser state hold NaN/inf when a checkpoint is due (with the step and what to
+            try). Nothing non-finite is ever written: ``checkpoint_path`` keeps the last good state.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if check_finite_number(lr, "lr") <= 0:
+        raise ValueError(f"lr must be a positive learning rate, got {lr}; e.g. lr=2e-3")
+    if check_finite_number(weight_decay, "weight_decay") < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     n = _check_data(data)
     device = torch.device(device) if device is not None else default_device()
     model.to(device).train()
@@ -173,7 +183,40 @@ def fit(
         start_step = int(state["step"])
         elapsed = float(state["seconds"])
 
+    last_saved = start_step if resume else None
+
+    def check_finite(step: int) -> None:
+        """Refuse to go on (and to save) with NaN/inf anywhere in the training state."""
+        parts = {"model weights or buffers": model.state_dict()}
+        if ema is not None:
+            parts["EMA weights"] = ema.model.state_dict()
+        parts["optimiser state"] = {
+            f"{index}.{key}": value
+            for index, slot in optimizer.state_dict()["state"].items()
+            for key, value in slot.items()
+        }
+        bad = {what: keys for what, tensors in parts.items() if (keys := nonfinite_entries(tensors))}
+        if not bad:
+            return
+        where = "; ".join(
+            f"{what}: {', '.join(keys[:4])}{' ...' * (len(keys) > 4)}" for what, keys in bad.items()
+        )
+        if path is None:
+            kept = "nothing was saved"
+        elif last_saved is None:
+            kept = f"nothing was written to {path}"
+        else:
+            kept = f"{path} was not overwritten and still holds the last good state, from step {last_saved}"
+        raise FloatingPointError(
+            f"{desc}: NaN or inf values after step {step} ({where}); {kept}. The loss stayed finite, so a "
+            f"gradient was not: lower the learning rate (now {scheduler.get_last_lr()[0]:.2e}), keep "
+            "gradient clipping on, or look for operations with undefined gradients in the loss (sqrt or "
+            "log near 0, division by a small number)."
+        )
+
     def save_state(step: int) -> None:
+        nonlocal last_saved
+        check_finite(step)
         if path is None:
             return
         atomic_torch_save(
@@ -189,6 +232,7 @@ def fit(
             },
             path,
         )
+        last_saved = step
 
     t0 = time.perf_counter()
     bar = tqdm(range(start_step, steps), desc=desc, disable=not progress, mininterval=0.5)
@@ -206,7 +250,18 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            if not torch.isfinite(norm):
+                raise FloatingPointError(
+                    f"{desc}: the loss was finite ({loss.item():.4g}) but its gradient is {norm.item()} "
+                    f"at step {step}; the weights were not updated"
+                    + (
+                        f" and {path} still holds the last good state (step {last_saved})"
+                        * (last_saved is not None)
+                    )
+                    + ". Look for operations with undefined gradients (sqrt or log near 0, division by a "
+                    "small number) in the loss, or lower the learning rate."
+                )
         optimizer.step()
         scheduler.step()
         if ema is not None:
@@ -270,43 +325,115 @@ class RunRecord:
         }
 
 
-def build(name: str) -> nn.Module:
-    """Run the recipe of checkpoint ``name`` (train, measure) and save the result with its manifest entry."""
+def build(name: str, directory: Path | str | None = None) -> nn.Module:
+    """Run the recipe of checkpoint ``name`` (train, measure) and save the result with its manifest entry.
+
+    ``directory`` defaults to the shipped folder ``data/checkpoints`` (what ``python -m chapter13.train
+    NAME`` rewrites); notebooks pass ``config.USER_CHECKPOINT_DIR``. The recipe itself still reads the
+    checkpoints it builds on (e.g. ``clip-digits``, ``autoencoder-digits``) from ``data/checkpoints``.
+    """
     recipe = recipes.get(name)
     built = recipe.train()
-    checkpoints.save(
+    path = checkpoints.save(
         name,
         built.model,
         built.config,
         train_seconds=built.train_seconds,
         quality=built.quality,
         notes=built.notes,
+        directory=directory,
     )
-    print(f"{name}: saved; {built.train_seconds / 60:.1f} min of training; quality {built.quality}")
+    print(f"{name}: saved to {path}; {built.train_seconds / 60:.1f} min of training; quality {built.quality}")
     return built.model
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+def save_run(
+    name: str,
+    result: TrainResult,
+    config: dict[str, Any] | None = None,
+    *,
+    quality: dict[str, Any] | None = None,
+    notes: str = "",
+    directory: Path | str | None = None,
+) -> Path:
+    """Keep a run a notebook trained itself (``TRAIN = True``) as checkpoint ``name``, in the user folder.
+
+    Saves ``result.ema_model`` with ``checkpoints.save`` into ``directory``, by default
+    ``config.USER_CHECKPOINT_DIR``, never the shipped ``data/checkpoints`` unless that folder is passed
+    by name. ``config`` (the constructor arguments) defaults to the model's ``.config``; ``quality``
+    to the run's steps and final loss. Returns the path written;
+    ``checkpoints.load_model(name, directory=...)`` loads it again.
+    """
+    model = result.ema_model
+    expected = recipes.get(name).model
+    if type(model) is not expected:
+        raise TypeError(
+            f"checkpoint {name!r} holds a {expected.__name__}, but this run trained a {type(model).__name__}"
+        )
+    config = getattr(model, "config", None) if config is None else config
+    if not isinstance(config, dict):
+        raise TypeError(
+            f"save_run needs the constructor arguments of the {type(model).__name__}: pass config= "
+            f"(a dict, e.g. the recipe's *_CONFIG) or give the model a .config dict"
+        )
+    if quality is None:
+        quality = {"steps": result.steps}
+        if result.losses:
+            quality["final_loss"] = round(float(loss_curve(result.losses, 20)[-1]), 5)
+    return checkpoints.save(
+        name,
+        model,
+        dict(config),
+        train_seconds=result.seconds,
+        quality=quality,
+        notes=notes,
+        directory=USER_CHECKPOINT_DIR if directory is None else directory,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m chapter13.train NAME | --all | --list``; returns the exit status.
+
+    ``chapter13.cli``'s convention: a user error (an unknown name, a corrupt manifest, a checkpoint
+    folder that cannot be written) prints one ``error: ...`` line on stderr and exits 2, checked
+    before any training starts.
+    """
+    parser = cli.ArgumentParser(
         prog="python -m chapter13.train", description="Retrain and rewrite a shipped checkpoint."
     )
     parser.add_argument("name", nargs="?", help="checkpoint name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the checkpoints and exit")
     parser.add_argument("--all", action="store_true", help="rebuild every checkpoint, in registry order")
     args = parser.parse_args(argv)
-    if args.all:
-        for name in recipes.names():
-            print(f"== {rebuild_command(name)}", flush=True)
-            build(name)
-        return
-    if args.list or not args.name:
+    if args.all and args.name:
+        cli.fail(f"give one checkpoint NAME or --all, not both (got {args.name!r} and --all)")
+    if args.name is not None and args.name not in recipes.FAMILIES:
+        cli.fail(
+            f"unknown checkpoint {args.name!r}; known: {', '.join(recipes.names())} "
+            "(`python -m chapter13.train --list` says what each holds)"
+        )
+    return cli.run(
+        lambda: _run_cli(args), user_errors=(checkpoints.CheckpointError, recipes.UnknownCheckpoint)
+    )
+
+
+def _run_cli(args: argparse.Namespace) -> None:
+    """``main`` after parsing: list, or check the checkpoint folder and its manifest, then build."""
+    if args.list or not (args.name or args.all):
         for name in recipes.names():
             print(f"{name:28s} {recipes.get(name).description}   [{rebuild_command(name)}]")
         return
-    if args.name not in recipes.FAMILIES:
-        parser.error(f"unknown checkpoint {args.name!r}; known: {', '.join(recipes.names())}")
-    build(args.name)
+    folder = Path(checkpoints.CHECKPOINT_DIR)
+    cli.writable_folder(
+        folder, "the checkpoint folder", "run from a writable clone, or point CH13_DATA at a writable copy"
+    )
+    checkpoints.read_manifest()  # a corrupt manifest fails now, not after an hour of training
+    names = recipes.names() if args.all else [args.name]
+    for name in names:
+        if args.all:
+            print(f"== {rebuild_command(name)}", flush=True)
+        build(name)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

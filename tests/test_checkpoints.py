@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 import types
 
@@ -173,3 +174,227 @@ def test_shipped_checkpoint_verifies_and_loads(name):
     model = checkpoints.load_model(name)
     assert sum(p.numel() for p in model.parameters()) == info["parameters"]
     assert info["quality"], f"{name} records no measured quality"
+
+
+# --- doctored manifests and broken files (issue 17): refused with CheckpointError and the rebuild hint -----
+
+REBUILD = r"python -m chapter13\.train codelab-mnist"
+
+
+def _doctor(directory, blob=None, **fields):
+    """Rewrite the saved ``codelab-mnist`` entry with ``fields`` (``None`` deletes one); with ``blob``,
+    replace the .pt by that weights-only file and record its true SHA-256 (a sha-matching forgery)."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    info = manifest["codelab-mnist"]
+    if blob is not None:
+        torch.save(blob, directory / "codelab-mnist.pt")
+        info["sha256"] = checkpoints.sha256_of(directory / "codelab-mnist.pt")
+    for key, value in fields.items():
+        if value is None:
+            info.pop(key, None)
+        else:
+            info[key] = value
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def no_shell(monkeypatch):
+    """Record any attempt to run a command instead of running it."""
+    import subprocess
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError(f"a checkpoint tried to run a command: {args}")
+
+    for target, attr in (
+        (subprocess, "getoutput"),
+        (subprocess, "run"),
+        (subprocess, "Popen"),
+        (os, "system"),
+    ):
+        monkeypatch.setattr(target, attr, refuse)
+    return calls
+
+
+PAYLOAD = {"state_dict": {}, "config": {"cmd": "id > pwned.txt"}}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"builder": "subprocess:getoutput", "model": "subprocess:getoutput"},
+        {
+            "builder": "subprocess:getoutput",
+            "model": "Tiny",
+        },  # the registry's class, the payload as its config
+        {"builder": "subprocess:getoutput", "model": None},
+    ],
+    ids=["model-is-an-import-path", "builder-beside-the-right-model", "no-model"],
+)
+def test_doctored_manifest_runs_no_code(saved, monkeypatch, no_shell, fields):
+    """Issue 17.1: a manifest naming ``subprocess:getoutput`` with a sha-matching weights-only file whose
+    config is ``{"cmd": "id > pwned.txt"}``: refused, nothing imported from the manifest, no file made."""
+    directory, _ = saved
+    monkeypatch.chdir(directory)
+    _doctor(directory, PAYLOAD, **fields)
+    with pytest.raises(CheckpointError, match=REBUILD):
+        checkpoints.load_model("codelab-mnist", directory=directory)
+    assert not no_shell
+    assert not (directory / "pwned.txt").exists()
+    assert "subprocess:getoutput" not in sys.modules
+
+
+def test_sample_cli_refuses_a_doctored_manifest(tmp_path):
+    """The exact reproduction of issue 17.1: ``python -m chapter13.sample NAME`` on the doctored manifest
+    (through ``CH13_DATA``, so that data/checkpoints is never touched) exits with an error, runs nothing."""
+    import subprocess
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    torch.save(PAYLOAD, folder / "codelab-mnist.pt")
+    entry = {
+        "file": "codelab-mnist.pt",
+        "sha256": checkpoints.sha256_of(folder / "codelab-mnist.pt"),
+        "builder": "subprocess:getoutput",
+        "model": "subprocess:getoutput",
+        "config": PAYLOAD["config"],
+    }
+    (folder / "manifest.json").write_text(json.dumps({"codelab-mnist": entry}))
+    env = {**os.environ, "CH13_DATA": str(tmp_path), "CH13_DEVICE": "cpu"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chapter13.sample",
+            "codelab-mnist",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "x.png"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert "subprocess:getoutput" in run.stderr and "chapter13.train codelab-mnist" in run.stderr
+    assert not list(tmp_path.rglob("pwned.txt")) and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "file", ["../outside.pt", "{outside}", "nested/codelab-mnist.pt", "./codelab-mnist.pt", "clip-digits.pt"]
+)
+def test_manifest_file_must_be_name_pt_inside_the_folder(saved, tmp_path, file):
+    """A manifest ``file`` that leaves the folder (``..``, an absolute path) or names another file is
+    refused, even when that file is a valid checkpoint whose SHA-256 matches."""
+    directory, _ = saved
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.pt"
+    outside.write_bytes((directory / "codelab-mnist.pt").read_bytes())
+    try:
+        if file == "../outside.pt":
+            (directory.parent / "outside.pt").write_bytes(outside.read_bytes())
+        _doctor(directory, file=file.format(outside=outside))
+        for load in (checkpoints.load_model, checkpoints.load_state, checkpoints.entry):
+            with pytest.raises(CheckpointError, match=r"always the file codelab-mnist\.pt.*" + REBUILD):
+                load("codelab-mnist", directory=directory)
+    finally:
+        outside.unlink()
+        (directory.parent / "outside.pt").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("text", ["{not json", "", '["a list"]', '{"codelab-mnist": 3}', "\xff\xfe"])
+def test_unreadable_manifest_is_a_checkpoint_error(saved, text):
+    directory, _ = saved
+    (directory / "manifest.json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(
+        CheckpointError, match=r"manifest .* (cannot be read|is not a JSON object).*" + REBUILD
+    ):
+        checkpoints.load_model("codelab-mnist", directory=directory)
+    with pytest.raises(CheckpointError, match="manifest"):
+        checkpoints.read_manifest(directory)
+
+
+def test_save_refuses_to_overwrite_an_unreadable_manifest(saved):
+    """Saving over a manifest that does not parse would drop every other entry: refused, nothing written."""
+    directory, model = saved
+    (directory / "manifest.json").write_text("{truncated")
+    before = sorted(p.name for p in directory.iterdir())
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        checkpoints.save(
+            "codelab-mnist", model, {"width": 4}, train_seconds=1, quality={}, directory=directory
+        )
+    assert (directory / "manifest.json").read_text() == "{truncated"
+    assert sorted(p.name for p in directory.iterdir()) == before
+
+
+@pytest.mark.parametrize("sha", [None, "", "abc", "0" * 63 + "/", 42])
+def test_missing_or_malformed_sha256(saved, sha):
+    directory, _ = saved
+    _doctor(directory, sha256=sha)
+    with pytest.raises(CheckpointError, match="no valid SHA-256.*" + REBUILD):
+        checkpoints.load_model("codelab-mnist", directory=directory)
+
+
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        ({"state_dict": {}}, "no 'config'"),
+        ({"config": {"width": 4}}, "no 'state_dict'"),
+        ({"state_dict": {}, "config": [4]}, "no 'config'"),
+        ([1, 2, 3], "holds a list"),
+        ({"state_dict": {"layer.weight": "text"}, "config": {"width": 4}}, "does not fit"),
+        ({"state_dict": {}, "config": {"width": 4, "depth": 2}}, "does not accept.*depth"),
+        ({"state_dict": {}, "config": {"breadth": 4}}, "does not accept.*breadth"),
+    ],
+    ids=[
+        "no-config",
+        "no-state-dict",
+        "config-not-a-dict",
+        "not-a-dict",
+        "bad-state",
+        "extra-arg",
+        "renamed-arg",
+    ],
+)
+def test_file_that_is_not_a_checkpoint_of_its_class(saved, blob, message):
+    """A sha-matching .pt without ``config``/``state_dict``, or with a config the constructor refuses
+    (an argument renamed since it was saved): CheckpointError with the rebuild command, not a raw
+    KeyError/TypeError."""
+    directory, _ = saved
+    _doctor(directory, blob)
+    with pytest.raises(CheckpointError, match=message + ".*" + REBUILD):
+        checkpoints.load_model("codelab-mnist", directory=directory)
+
+
+def test_save_refuses_non_finite_weights(saved):
+    """NaN weights never replace a good checkpoint."""
+    directory, model = saved
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    broken = Tiny(4)
+    with torch.no_grad():
+        broken.layer.bias[0] = float("nan")
+    with pytest.raises(CheckpointError, match=r"refusing to save.*layer\.bias.*NaN or inf.*kept"):
+        checkpoints.save(
+            "codelab-mnist", broken, {"width": 4}, train_seconds=1, quality={}, directory=directory
+        )
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before
+    assert torch.equal(
+        checkpoints.load_model("codelab-mnist", directory=directory).layer.weight, model.layer.weight
+    )
+
+
+def test_save_refuses_a_config_that_is_not_json(tmp_path, tiny_family):
+    with pytest.raises(CheckpointError, match="must be JSON"):
+        checkpoints.save(
+            "codelab-mnist",
+            Tiny(4),
+            {"width": torch.tensor(4)},
+            train_seconds=1,
+            quality={},
+            directory=tmp_path,
+        )
+    assert not (tmp_path / "codelab-mnist.pt").exists()

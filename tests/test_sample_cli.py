@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import runpy
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -12,7 +15,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from chapter13 import recipes
+from chapter13 import checkpoints, recipes
+from chapter13 import cli as chapter13_cli
 from chapter13 import sample as cli
 from chapter13.sample import SamplerSpec
 
@@ -134,3 +138,163 @@ def test_module_entry_point_reports_a_bad_request(monkeypatch, capsys):
         runpy.run_module("chapter13.sample", run_name="__main__", alter_sys=True)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "purple" in err and "Traceback" not in err, err
+
+
+# --- One convention for user errors (chapter13.cli): `error: ...` on stderr, exit 2, no traceback ------
+
+
+def _user_error(argv, capsys):
+    """Run ``main(argv)`` in-process; return its stderr after checking the convention: status 2 (returned,
+    or through argparse's SystemExit), one ``error: ...`` line, no traceback."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    captured = capsys.readouterr()
+    err = captured.err
+    assert code == 2, f"exit status {code}, stderr: {err}"
+    assert err.startswith("error: ") and err.count("\n") == 1, f"not one `error: ...` line: {err!r}"
+    assert "Traceback" not in err and not captured.out, (captured.out, err)
+    return err
+
+
+@pytest.fixture
+def no_sampling(stub, monkeypatch):
+    """The stub checkpoint, whose sampler fails the test if called: the error must come first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("sampled before the error was found")
+
+    monkeypatch.setattr(cli, "get_spec", lambda name: SamplerSpec(draw=refuse, accepts=frozenset()))
+    return stub
+
+
+def test_device_this_machine_lacks(no_sampling, tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "x.pt")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    err = _user_error([no_sampling, "--device", "cuda", "--out", out], capsys)
+    assert "no CUDA GPU" in err and "--device cpu" in err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    err = _user_error([no_sampling, "--device", "cuda:3", "--out", out], capsys)
+    assert "1 CUDA device(s), cuda:0 to cuda:0" in err
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert "MPS is not available" in _user_error([no_sampling, "--device", "mps", "--out", out], capsys)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "", "meta"])
+def test_device_names_torch_does_not_run_here(no_sampling, device, tmp_path, capsys):
+    err = _user_error([no_sampling, "--device", device, "--out", str(tmp_path / "x.pt")], capsys)
+    assert "--device" in err and "cpu" in err
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999999", str(2**63), "-1"])
+def test_seed_out_of_range(no_sampling, seed, tmp_path, capsys):
+    err = _user_error([no_sampling, "--seed", seed, "--out", str(tmp_path / "x.pt")], capsys)
+    assert "--seed must be a whole number from 0 to 2**63 - 1" in err
+
+
+def test_metrics_of_one_sample(no_sampling, tmp_path, capsys):
+    err = _user_error([no_sampling, "--n", "1", "--metrics", "--out", str(tmp_path / "x.pt")], capsys)
+    assert "--metrics needs at least 2 samples" in err and "--n 2" in err
+
+
+def test_unwritable_out(no_sampling, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    err = _user_error([no_sampling, "--out", str(blocker / "x.pt")], capsys)
+    assert "cannot write --out" in err and "is a file, not a folder" in err
+    (tmp_path / "folder.png").mkdir()
+    err = _user_error([no_sampling, "--out", str(tmp_path / "folder.png")], capsys)
+    assert "is a folder; give a file name" in err
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_folder(no_sampling, tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    err = _user_error([no_sampling, "--out", str(folder / "x.png")], capsys)
+    assert "cannot write --out" in err and "Permission denied" in err
+
+
+def test_write_samples_reports_an_unwritable_file(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    (tmp_path / "folder.pt").mkdir()
+    for out in (blocker / "x.pt", tmp_path / "folder.pt"):  # the folder cannot be made; the file opened
+        with pytest.raises(cli.SampleError, match="cannot write --out"):
+            cli.write_samples(torch.zeros(1, 1, 28, 28), out)
+
+
+MANIFESTS = {
+    "invalid JSON": '{"codelab-mnist": ',
+    "not an object": "[1, 2]",
+    "entry without sha256": None,  # the shipped entry less its "sha256"
+    "entry missing": "{}",
+}
+
+
+def _corrupt_data_dir(root: Path, case: str) -> Path:
+    """A CH13_DATA folder whose checkpoints/manifest.json is broken as ``case`` says."""
+    text = MANIFESTS[case]
+    if text is None:
+        entry = json.loads((Path(cli.__file__).parents[1] / "data/checkpoints/manifest.json").read_text())
+        entry = {k: v for k, v in entry["codelab-mnist"].items() if k != "sha256"}
+        text = json.dumps({"codelab-mnist": entry})
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "checkpoints" / "manifest.json").write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("case", sorted(MANIFESTS))
+def test_corrupt_manifest(case, tmp_path, monkeypatch, capsys):
+    folder = _corrupt_data_dir(tmp_path / "data", case) / "checkpoints"
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", folder)
+    err = _user_error(["codelab-mnist", "--n", "2", "--steps", "2", "--out", str(tmp_path / "x.pt")], capsys)
+    assert "manifest" in err and ("git checkout" in err or "python -m chapter13.train" in err), err
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--device", "gpu"], "'gpu' is not a device"),
+        (["--data", "invalid JSON"], "manifest"),
+    ],
+    ids=["device", "manifest"],
+)
+def test_python_dash_m_prints_one_error_line(args, says, tmp_path):
+    """The real ``python -m chapter13.sample``, in its own interpreter: status 2, one line, no traceback
+    (an argparse error and one raised inside the run; the other cases run in-process above, each
+    interpreter costs seconds of torch import)."""
+    env = {**os.environ, "CH13_DEVICE": "cpu"}
+    if args[0] == "--data":
+        env["CH13_DATA"] = str(_corrupt_data_dir(tmp_path / "data", args[1]))
+        args = []
+    command = [sys.executable, "-m", "chapter13.sample", "codelab-mnist", "--steps", "2", *args]
+    command += ["--out", str(tmp_path / "x.pt")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_run_reports_user_errors_and_lets_bugs_through(capsys):
+    """``chapter13.cli.run``: named user errors -> one line, 2; Ctrl-C -> 130; anything else is a bug
+    and keeps its traceback."""
+
+    def raising(error):
+        def body():
+            raise error
+
+        return body
+
+    assert chapter13_cli.run(raising(chapter13_cli.CliError("bad\n  thing"))) == 2
+    assert capsys.readouterr().err == "error: bad thing\n"
+    assert chapter13_cli.run(raising(cli.SampleError("no")), user_errors=(cli.SampleError,)) == 2
+    assert chapter13_cli.run(raising(json.JSONDecodeError("Expecting value", "", 0))) == 2
+    assert capsys.readouterr().err.startswith("error: no\nerror: invalid JSON: Expecting value")
+    assert chapter13_cli.run(raising(KeyboardInterrupt())) == 130
+    with pytest.raises(ZeroDivisionError):
+        chapter13_cli.run(raising(ZeroDivisionError()), user_errors=(cli.SampleError,))
+    assert chapter13_cli.run(lambda: None) == 0 and chapter13_cli.run(lambda: 3) == 3

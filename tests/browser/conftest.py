@@ -288,7 +288,15 @@ def lab_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         _stop(server)
 
 
-PRESENT_ARGS = ["--theme=light", "--show_tracebacks=True", "--strip_sources=True"]
+PRESENT_ARGS = [
+    "--theme=light",
+    "--show_tracebacks=True",
+    "--strip_sources=True",
+    "--MappingKernelManager.cull_idle_timeout=120",
+    "--MappingKernelManager.cull_interval=30",
+    "--MappingKernelManager.cull_connected=False",
+    "--MappingKernelManager.cull_busy=False",
+]
 """The Voilà options of ``make present`` (the Makefile's ``VOILA_FLAGS``; tests/test_presenter_pages.py
 checks that the two agree)."""
 
