@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chapter13.attention import SelfAttention2d, norm_groups, zero_init
+from chapter13.config import check_finite, check_model_input, check_seed
 from chapter13.diffusion import DiffusionModel, sample_ddim
 from chapter13.unet import (
     channel_plan,
@@ -180,6 +181,7 @@ class AudioDiffusion(DiffusionModel):
             "BCL",
             "A batch of mono waveforms (B, L) needs a channel axis: x.unsqueeze(1).",
         )
+        check_model_input(x, self, "waves")
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"x has {x.shape[1]} channels but this AudioDiffusion was built with in_channels={self.in_channels}"
@@ -231,7 +233,14 @@ def _check_waves(waves: Tensor) -> Tensor:
         waves = waves[None]
     if waves.dim() != 2 or waves.shape[-1] < 8:
         raise ValueError(f"waves must have shape (B, L) or (B, 1, L) with L >= 8, got {tuple(waves.shape)}")
-    return waves.detach().to(torch.float64).cpu()
+    if waves.shape[0] == 0:
+        raise ValueError("waves is an empty batch; pass at least one sound")
+    if waves.is_complex() or waves.dtype == torch.bool:
+        raise TypeError(f"waves must be real samples, got {waves.dtype}")
+    x = waves.detach().to(torch.float64).cpu()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("waves contain NaN or infinity; the sampler diverged or the data are broken")
+    return x
 
 
 def dominant_frequency(waves: Tensor, sample_rate: float, pad_factor: int = 4) -> Tensor:
@@ -243,8 +252,8 @@ def dominant_frequency(waves: Tensor, sample_rate: float, pad_factor: int = 4) -
     1987, "PARSHL", §5): ``δ = 0.5 (a - c) / (a - 2b + c)`` and ``f = (k + δ) · sample_rate / N``.
     """
     x = _check_waves(waves)
-    if not sample_rate > 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if not check_finite(sample_rate, "sample_rate") > 0:
+        raise ValueError(f"sample_rate must be positive (samples per second, e.g. 4000), got {sample_rate}")
     pad_factor = check_positive_int("pad_factor", pad_factor)
     n = x.shape[-1]
     window = torch.hann_window(n, periodic=False, dtype=torch.float64)
@@ -268,8 +277,11 @@ def pitch_metrics(
     (B,) index of the nearest pitch (in log-frequency), ``relative_error`` (B,) |f - p| / p and
     ``counts`` (how many sounds matched each pitch within tolerance).
     """
-    p = torch.as_tensor(pitches, dtype=torch.float64)
-    if p.dim() != 1 or p.numel() == 0 or (p <= 0).any():
+    try:
+        p = torch.as_tensor(pitches, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"pitches must be a list of frequencies in Hz, got {pitches!r}") from None
+    if p.dim() != 1 or p.numel() == 0 or (p <= 0).any() or not bool(torch.isfinite(p).all()):
         raise ValueError(f"pitches must be a non-empty list of positive frequencies, got {list(pitches)}")
     if not 0 < tolerance < 1:
         raise ValueError(f"tolerance is a relative error in (0, 1), e.g. 0.03 for 3 %, got {tolerance}")
@@ -294,6 +306,12 @@ def spectrogram(waves: Tensor, n_fft: int = 256, hop: int = 64) -> Tensor:
     ``20 log10(|STFT| + 1e-6)``; frequency bin i is ``i · sample_rate / n_fft`` Hz.
     """
     x = _check_waves(waves).float()
+    n_fft = check_positive_int("n_fft", n_fft, 2)
+    hop = check_positive_int("hop", hop)
+    if n_fft > x.shape[-1]:
+        raise ValueError(
+            f"n_fft={n_fft} is longer than the sounds ({x.shape[-1]} samples); use n_fft <= {x.shape[-1]}"
+        )
     window = torch.hann_window(n_fft)
     stft = torch.stft(x, n_fft=n_fft, hop_length=hop, window=window, return_complex=True)
     return 20.0 * torch.log10(stft.abs() + 1e-6)
@@ -309,6 +327,6 @@ def sample_sounds(
     progress: bool = False,
 ) -> Tensor:
     """``n`` sounds (n, 1, length) from an audio model with the package's DDIM (η = 0), ``steps`` steps."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     shape = (n, model.in_channels, length)
     return sample_ddim(model, model.schedule, shape, steps=steps, generator=gen, progress=progress)

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from chapter13.data import load_mnist
+from chapter13.config import check_finite, check_seed
+from chapter13.data import as_model_range, load_mnist
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 THICKNESSES = ("regular", "thin", "thick")
@@ -135,8 +136,8 @@ def caption_for(
             f"size {size!r} with position {position!r}: large digits sit in the centre and small "
             "digits in a corner ('top left', 'top right', 'bottom left' or 'bottom right')"
         )
-    if not 0 <= template < len(TEMPLATES):
-        raise ValueError(f"template must be 0..{len(TEMPLATES) - 1}, got {template}")
+    if isinstance(template, bool) or not isinstance(template, int) or not 0 <= template < len(TEMPLATES):
+        raise ValueError(f"template must be an int 0..{len(TEMPLATES) - 1}, got {template!r}")
     adjectives = [w for w in (thickness, size) if w not in ("regular", "large")]
     adj = "".join(f"{w} " for w in adjectives)
     loc = f" in the {position} corner" if size == "small" else ""
@@ -181,7 +182,7 @@ def stroke_width(images: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     A stroke of length l and width w has area l*w and perimeter about 2l, so 2A/P ~ w.
     ``images``: (N, 1, H, W) in [-1, 1]; pixels above ``threshold`` count as ink. Returns (N,).
     """
-    _check_images(images)
+    _check_measured(images, threshold)
     ink = (images > threshold).float()
     area = ink.sum(dim=(1, 2, 3))
     edges = (ink[..., :, 1:] != ink[..., :, :-1]).sum(dim=(1, 2, 3)) + (
@@ -192,7 +193,7 @@ def stroke_width(images: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
 
 def ink_centroid(images: torch.Tensor) -> torch.Tensor:
     """Centre of mass of the ink, (row, column) in pixels. ``images``: (N, 1, H, W) in [-1, 1] -> (N, 2)."""
-    _check_images(images)
+    _check_measured(images)
     mass = (images + 1.0).clamp_min(0.0)[:, 0]
     total = mass.sum(dim=(1, 2)).clamp_min(1e-8)
     rows = torch.arange(images.shape[-2], dtype=mass.dtype)
@@ -204,7 +205,7 @@ def ink_centroid(images: torch.Tensor) -> torch.Tensor:
 
 def ink_extent(images: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     """Height of the ink's bounding box in pixels. ``images``: (N, 1, H, W) in [-1, 1] -> (N,)."""
-    _check_images(images)
+    _check_measured(images, threshold)
     rows = (images > threshold).any(dim=-1)[:, 0]  # (N, H)
     index = torch.arange(images.shape[-2])
     first = torch.where(rows, index, images.shape[-2]).min(dim=1).values
@@ -216,6 +217,22 @@ def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"expected images (N, 1, H, W) in [-1, 1], got {shape}")
+
+
+def _check_measured(images: torch.Tensor, threshold: float = 0.0) -> None:
+    """Images a measurement can read: (N, 1, H, W), floating point, finite, in the model range (an
+    empty batch gives empty measurements); one pass for the finite check, one min and max."""
+    _check_images(images)
+    if not images.is_floating_point():
+        raise TypeError(
+            f"images must be floating point in [-1, 1], got {images.dtype}; convert 0..255 pixels with "
+            "x.float() / 127.5 - 1"
+        )
+    check_finite(threshold, "threshold")
+    if images.numel():
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("images contain NaN or infinity; the measurements would be meaningless")
+        as_model_range(images)
 
 
 # --- applying the attributes -----------------------------------------------------------------------
@@ -331,6 +348,13 @@ class CaptionedDigits:
         index = torch.as_tensor(index)
         if index.dtype == torch.bool:
             index = index.nonzero().flatten()
+        if index.is_floating_point() or index.is_complex():
+            raise TypeError(f"index must hold integer rows or be a bool mask, got {index.dtype}")
+        if index.numel() and (index.min() < -len(self) or index.max() >= len(self)):
+            raise ValueError(
+                f"index must lie in 0..{len(self) - 1} for these {len(self)} examples, got values in "
+                f"{int(index.min())}..{int(index.max())}"
+            )
         rows = index.tolist()
         return CaptionedDigits(
             images=self.images[index],
@@ -398,12 +422,18 @@ def captioned_digits(
     """
     if split not in _SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
-    if copies < 1:
-        raise ValueError(f"copies must be at least 1, got {copies}")
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be an int >= 1, got {copies!r}")
+    seed = check_seed(seed)
     x, y = load_mnist(split, limit=limit)
     if hold_out is None:
         hold_out = HELD_OUT if split == "train" else ()
-    choices = torch.tensor(list(range(len(TEMPLATES)) if templates is None else templates), dtype=torch.long)
+    picked = list(range(len(TEMPLATES)) if templates is None else templates)
+    if any(isinstance(k, bool) or not isinstance(k, int) for k in picked):
+        raise ValueError(
+            f"templates must be a non-empty list of ints 0..{len(TEMPLATES) - 1}, got {picked!r}"
+        )
+    choices = torch.tensor(picked, dtype=torch.long)
     if len(choices) == 0 or choices.min() < 0 or choices.max() >= len(TEMPLATES):
         raise ValueError(f"templates must be a non-empty list of numbers 0..{len(TEMPLATES) - 1}")
     generator = torch.Generator().manual_seed(1000 * seed + _SPLITS[split])

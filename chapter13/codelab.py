@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chapter13.attention import norm_groups
+from chapter13.config import check_model_input, check_seed
 from chapter13.diffusion import DiffusionModel, NoiseSchedule, sample_ddim, sample_ddpm
 from chapter13.unet import UNet
 
@@ -139,6 +140,7 @@ class PatchUNet(DiffusionModel):
 
     def predict(self, x: Tensor, t: Tensor, **cond: Any) -> Tensor:
         """The U-Net's output (v̂ or ε̂, by ``prediction``) for ``x`` (B, C, H, W), on 2x2 patches."""
+        check_model_input(x, self, "x")
         expected = (self.in_channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
@@ -176,12 +178,14 @@ def sample_digits(
         raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
     if sampler == "ddim" and steps is None:
         raise ValueError("DDIM needs a number of steps, e.g. steps=50")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if return_trajectory and n > batch_size:
         raise ValueError(f"return_trajectory works on one batch: ask for n <= batch_size={batch_size}")
     schedule = schedule if schedule is not None else model.schedule
     model.eval()
     shape = (model.in_channels, model.image_size, model.image_size)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(check_seed(seed))
     chunks, trajectory = [], None
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)

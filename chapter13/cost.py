@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 def parameter_count(model: nn.Module) -> int:
     """Number of parameters of ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters())
 
 

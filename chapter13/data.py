@@ -14,6 +14,7 @@ Rebuilding the IDX files from the NumPy archive they came from:
 from __future__ import annotations
 
 import argparse
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +63,71 @@ def mnist_dataset(split: str = "train", full: bool = False, root: str | Path | N
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (N, 28, 28) in 0..255 -> float32 (N, 1, 28, 28) in [-1, 1]."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        got = getattr(images, "dtype", type(images).__name__)
+        raise TypeError(
+            f"to_model_range converts uint8 pixels 0..255, got {got}; for a NumPy array use "
+            "torch.from_numpy(array), and images already in [-1, 1] need no conversion"
+        )
     return images.float().div(127.5).sub(1.0).unsqueeze(1)
+
+
+VALUE_RANGES = ((-1, 1), (0, 1), (0, 255))
+"""The pixel ranges ``as_model_range`` converts from: the model range, unit and 8-bit."""
+
+
+def as_model_range(
+    x: torch.Tensor, value_range: tuple[float, float] | None = None, name: str = "images"
+) -> torch.Tensor:
+    """``x`` in the model range [-1, 1]: checked when ``value_range`` is None, else converted from it.
+
+    Digits in the model range have a background of -1, so a batch with no pixel below 0 is taken for
+    [0, 1] images and values above 2 for 0..255 pixels: both are errors that name the conversion
+    (a metric would otherwise score them as if they were in [-1, 1]). With ``value_range=(0, 1)`` or
+    ``(0, 255)`` the images are rescaled linearly, ``(-1, 1)`` accepts any batch within it. A little
+    overshoot is allowed (a quarter of the range on each side, +-1.5 in the model range). ``x``: a
+    non-empty, finite floating-point tensor of any shape; one min and one max, no copy when it is
+    already in the model range.
+    """
+    low, high = float(x.min()), float(x.max())
+    if value_range is None:
+        if high > 2:
+            raise ValueError(
+                f"{name} look like 0..255 pixels (values up to {high:.0f}), not the model range [-1, 1]: "
+                "convert with x / 127.5 - 1, or pass value_range=(0, 255)"
+            )
+        if low < -1.5 or high > 1.5:
+            raise ValueError(
+                f"{name} should lie in the model range [-1, 1], got values in [{low:.2f}, {high:.2f}]"
+            )
+        if low >= 0:
+            raise ValueError(
+                f"{name} have no pixel below 0 (values in [{low:.2f}, {high:.2f}]), so they look like [0, 1] "
+                "images, not the model range [-1, 1] with its background at -1: convert with x * 2 - 1, or "
+                "pass value_range=(0, 1) (value_range=(-1, 1) if they really are in [-1, 1])"
+            )
+        return x
+    try:
+        if isinstance(value_range, str):
+            raise TypeError
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"value_range must be a pair (low, high) such as (0, 1), got {value_range!r}"
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(
+            f"value_range must be two finite numbers low < high, e.g. (0, 1), got {value_range!r}"
+        )
+    margin = 0.25 * (hi - lo)
+    if low < lo - margin or high > hi + margin:
+        raise ValueError(
+            f"{name} have values in [{low:.2f}, {high:.2f}], outside value_range={value_range!r}; "
+            f"pass the range they are in, one of {VALUE_RANGES}"
+        )
+    if (lo, hi) == (-1.0, 1.0):
+        return x
+    return (x - lo) * (2.0 / (hi - lo)) - 1.0
 
 
 def load_mnist(
@@ -71,8 +136,14 @@ def load_mnist(
     """Images scaled to [-1, 1] and labels, as tensors.
 
     Returns ``x``: (N, 1, 28, 28) float32 and ``y``: (N,) int64. ``limit`` keeps the first
-    ``limit`` examples (useful in quick mode).
+    ``limit`` examples (useful in quick mode; a positive int, or None for all).
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise TypeError(f"limit must be a positive int (or None for the whole split), got {limit!r}")
+    if limit is not None and limit < 1:
+        raise ValueError(
+            f"limit must be a positive number of digits (or None for the whole split), got {limit}"
+        )
     dataset = mnist_dataset(split, full=full, root=root)
     x, y = to_model_range(dataset.data), dataset.targets.long()
     if limit is not None:
@@ -82,6 +153,8 @@ def load_mnist(
 
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """Model range [-1, 1] -> [0, 1] for display, clamped."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"to_unit_range expects a tensor in [-1, 1], got {type(x).__name__}")
     return x.add(1.0).div(2.0).clamp(0.0, 1.0)
 
 
@@ -93,6 +166,10 @@ def split_balanced(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a class-balanced split: the first ``train_per_class`` of each digit (in the
     archive's order) for training and the next ``test_per_class`` for testing."""
+    labels = np.asarray(labels)
+    for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     train, test = [], []
     for digit in range(10):
         where = np.flatnonzero(labels == digit)

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from chapter13.config import default_device
+from chapter13.config import check_device, check_finite, check_model_input, default_device
 from chapter13.guidance import drop_condition
 
 Model = Callable[..., Tensor]
@@ -50,6 +50,10 @@ __all__ = [
     "sample_ddpm",
     "timesteps",
 ]
+
+
+class TimestepRangeError(IndexError, ValueError):
+    """A timestep outside 0..T-1: an index out of range and a bad value alike (catch either)."""
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -83,7 +87,10 @@ class NoiseSchedule:
     """
 
     def __init__(self, betas: Tensor | Sequence[float], *, T: int | None = None, name: str = "custom"):
-        betas = torch.as_tensor(betas, dtype=torch.float64).detach().cpu().clone()
+        try:
+            betas = torch.as_tensor(betas, dtype=torch.float64).detach().cpu().clone()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"betas must be a 1-D table of numbers in (0, 1), got {betas!r}") from None
         if betas.dim() != 1 or betas.numel() == 0:
             raise ValueError(
                 f"betas must be a non-empty 1-D table (one β per timestep), got shape {tuple(betas.shape)}"
@@ -131,7 +138,7 @@ class NoiseSchedule:
         """β = β_start + (β_end - β_start) · sigmoid(linspace(-width, width, T)) (as in GeoDiff, Xu et al. 2022)."""
         T = _check_T(T)
         _check_beta_range(beta_start, beta_end)
-        if not width > 0:
+        if not check_finite(width, "width") > 0:
             raise ValueError(f"width must be positive, got {width}")
         s = torch.sigmoid(torch.linspace(-width, width, T, dtype=torch.float64))
         return cls(beta_start + (beta_end - beta_start) * s, name="sigmoid")
@@ -145,8 +152,8 @@ class NoiseSchedule:
         singularity at t = T.
         """
         T = _check_T(T)
-        if not s >= 0:
-            raise ValueError(f"the offset s must be non-negative (the paper uses 0.008), got {s}")
+        if not 0 <= check_finite(s, "s") < 1:
+            raise ValueError(f"the offset s must lie in [0, 1) (the paper uses 0.008), got {s}")
         if not 0 < max_beta < 1:
             raise ValueError(f"max_beta must lie in (0, 1) (the paper uses 0.999), got {max_beta}")
         steps = torch.arange(T + 1, dtype=torch.float64) / T
@@ -158,9 +165,16 @@ class NoiseSchedule:
     @classmethod
     def from_alpha_bars(cls, alpha_bars: Tensor | Sequence[float], max_beta: float = 0.999) -> NoiseSchedule:
         """The schedule whose cumulative products are ``alpha_bars`` (β_t = 1 - ᾱ_t / ᾱ_{t-1}, clipped)."""
-        ab = torch.as_tensor(alpha_bars, dtype=torch.float64).cpu()
+        try:
+            ab = torch.as_tensor(alpha_bars, dtype=torch.float64).cpu()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"alpha_bars must be a 1-D table of numbers in (0, 1), got {alpha_bars!r}"
+            ) from None
         if ab.dim() != 1 or ab.numel() == 0:
             raise ValueError(f"alpha_bars must be a non-empty 1-D table, got shape {tuple(ab.shape)}")
+        if not torch.isfinite(ab).all():
+            raise ValueError("alpha_bars contain NaN or infinity; every ᾱ must be a finite number in (0, 1)")
         if (ab <= 0).any() or (ab >= 1).any():
             raise ValueError("every ᾱ must lie strictly between 0 and 1")
         if (ab[1:] > ab[:-1]).any():
@@ -217,7 +231,7 @@ class NoiseSchedule:
                 f"{name} must have shape ({batch},), one timestep per example, got {tuple(t.shape)}"
             )
         if batch and (t.min() < 0 or t.max() >= self.T):
-            raise IndexError(
+            raise TimestepRangeError(
                 f"{name} out of range: timesteps must lie in 0..{self.T - 1} for this schedule of "
                 f"T={self.T}, got values in {int(t.min())}..{int(t.max())}"
             )
@@ -226,7 +240,7 @@ class NoiseSchedule:
     def _check_step(self, t: Any, name: str = "t") -> int:
         t = _as_int(t, name)
         if not 0 <= t < self.T:
-            raise IndexError(
+            raise TimestepRangeError(
                 f"{name}={t} is out of range: use 0..{self.T - 1} for this schedule of T={self.T}"
             )
         return t
@@ -256,8 +270,12 @@ class NoiseSchedule:
         """
         if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.dim() < 1:
             raise TypeError("x0 must be a floating-point tensor with a batch dimension, shape (B, ...)")
+        if x0.device.type != "meta" and not bool(torch.isfinite(x0).all()):
+            raise ValueError("x0 contains NaN or infinity; check the data (e.g. torch.isfinite(x0).all())")
         if noise is None:
             noise = torch.randn_like(x0)
+        if not isinstance(noise, Tensor):
+            raise TypeError(f"noise must be a tensor shaped like x0, got {type(noise).__name__}")
         if noise.shape != x0.shape:
             raise ValueError(
                 f"noise must have the shape of x0: got noise {tuple(noise.shape)} and x0 {tuple(x0.shape)}"
@@ -442,7 +460,7 @@ def _check_T(T: Any) -> int:
 
 def _check_beta_range(beta_start: float, beta_end: float) -> None:
     for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
-        if not 0 < value < 1:
+        if not 0 < check_finite(value, name) < 1:
             raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
 
 
@@ -475,6 +493,8 @@ def _check_pair(x_t: Tensor, eps: Tensor) -> None:
 def _noise_like(x: Tensor, noise: Tensor | None, generator: torch.Generator | None) -> Tensor:
     if noise is None:
         return _randn(tuple(x.shape), generator, x.device, x.dtype)
+    if not isinstance(noise, Tensor):
+        raise TypeError(f"noise must be a tensor shaped like x_t, got {type(noise).__name__}")
     if noise.shape != x.shape:
         raise ValueError(f"noise must have the shape of x_t: got {tuple(noise.shape)} and {tuple(x.shape)}")
     return noise.to(dtype=x.dtype, device=x.device)
@@ -592,10 +612,19 @@ def diffusion_loss(
     """
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.dim() < 2:
         raise TypeError("x0 must be a floating-point tensor of shape (B, ...) with at least 2 dimensions")
+    if x0.shape[0] == 0:
+        raise ValueError("x0 is an empty batch; the loss is a mean over examples and needs at least one")
+    if isinstance(model, nn.Module):
+        check_model_input(x0, model, "x0")
     if space not in LOSS_SPACES:
         raise ValueError(f"space must be one of {LOSS_SPACES}, got {space!r}")
-    if min_snr_gamma is not None and not min_snr_gamma > 0:
-        raise ValueError(f"min_snr_gamma must be positive (Hang et al. use 5), got {min_snr_gamma}")
+    if min_snr_gamma is not None and not check_finite(min_snr_gamma, "min_snr_gamma") > 0:
+        raise ValueError(
+            f"min_snr_gamma must be a finite positive number (Hang et al. use 5; None for no weighting), "
+            f"got {min_snr_gamma}"
+        )
+    if not 0 <= check_finite(p_uncond, "p_uncond") <= 1:
+        raise ValueError(f"p_uncond is a probability and must lie in [0, 1], got {p_uncond}")
     native = space == "native" and getattr(model, "prediction", "eps") == "v"
     if native and (
         model.T != schedule.T or not torch.allclose(model.schedule.alpha_bars, schedule.alpha_bars, atol=1e-6)
@@ -664,7 +693,7 @@ def timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
 
 def _resolve_device(model: Model, device: torch.device | str | None) -> torch.device:
     if device is not None:
-        return torch.device(device)
+        return check_device(device)  # type: ignore[return-value]
     if isinstance(model, nn.Module):
         for p in model.parameters():
             return p.device
@@ -688,15 +717,29 @@ def _run_sampler(
     desc: str,
     cond: dict[str, Any],
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
-    shape = tuple(int(s) for s in shape)
+    try:
+        shape = tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple of ints (B, ...), got {shape!r}") from None
     if len(shape) < 1 or any(s < 1 for s in shape):
         raise ValueError(f"shape must be (B, ...) with positive sizes, got {shape}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype such as torch.float32, got {dtype!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None, "
+            f"got {type(generator).__name__}"
+        )
     device = _resolve_device(model, device)
     if x_T is None:
         x = _randn(shape, generator, device, dtype)
     else:
+        if not isinstance(x_T, Tensor):
+            raise TypeError(f"x_T must be a tensor of shape {shape}, got {type(x_T).__name__}")
         if tuple(x_T.shape) != shape:
             raise ValueError(f"x_T has shape {tuple(x_T.shape)} but shape={shape}")
+        if not bool(torch.isfinite(x_T).all()):
+            raise ValueError("x_T contains NaN or infinity; start from finite noise, e.g. torch.randn(shape)")
         x = x_T.to(device=device, dtype=dtype)
     trajectory = [x.detach().cpu()] if return_trajectory else []
     prevs = [*grid[1:], -1]

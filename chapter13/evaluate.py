@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from chapter13 import checkpoints
-from chapter13.data import load_mnist
+from chapter13.config import check_device, check_finite, check_model_input
+from chapter13.data import as_model_range, load_mnist
 
 NUM_CLASSES = 10
 CONFIDENCE_THRESHOLD = 0.9
@@ -89,6 +90,7 @@ class DigitClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features. ``x``: (B, 1, 28, 28) in [-1, 1] -> (B, hidden)."""
         _check_images(x)
+        check_model_input(x, self, "digits")
         return self.head(self.conv(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,11 +108,13 @@ def _check_images(x: torch.Tensor) -> None:
         )
 
 
-def check_samples(samples: torch.Tensor) -> torch.Tensor:
-    """Validate generated digits and return them as float32 on the CPU.
+def check_samples(samples: torch.Tensor, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Validate generated digits and return them as float32 on the CPU, in the model range.
 
     ``samples``: (N, 1, 28, 28), finite, in the model range [-1, 1] (a little overshoot is allowed;
-    values beyond +-1.5 mean the images are in another range, which is an error).
+    values beyond +-1.5 mean the images are in another range, which is an error, and so is a batch
+    with no pixel below 0: [0, 1] images). ``value_range=(0, 1)`` or ``(0, 255)`` converts such
+    images instead (``chapter13.data.as_model_range``).
     """
     _check_images(samples)
     if len(samples) == 0:
@@ -119,11 +123,7 @@ def check_samples(samples: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
         raise ValueError(f"{bad} of {len(x)} samples contain NaN or infinity; the sampler diverged")
-    low, high = float(x.min()), float(x.max())
-    if low < -1.5 or high > 1.5:
-        hint = " They look like 0..255 pixels: use x / 127.5 - 1." if high > 2 else ""
-        raise ValueError(f"samples should lie in the model range [-1, 1], got [{low:.2f}, {high:.2f}].{hint}")
-    return x
+    return as_model_range(x, value_range, "samples")
 
 
 def augment(x: torch.Tensor, max_shift: int = 2, max_rotation_deg: float = 10.0) -> torch.Tensor:
@@ -131,6 +131,13 @@ def augment(x: torch.Tensor, max_shift: int = 2, max_rotation_deg: float = 10.0)
 
     Background is -1 (black). Uses the global torch RNG (seeded by the trainer).
     """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"augment expects a batch of images (B, 1, 28, 28), got {shape}")
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be an int >= 0 (pixels), got {max_shift!r}")
+    if not check_finite(max_rotation_deg, "max_rotation_deg") >= 0:
+        raise ValueError(f"max_rotation_deg must be >= 0 degrees, got {max_rotation_deg}")
     b = x.shape[0]
     angle = (torch.rand(b, device=x.device) * 2 - 1) * math.radians(max_rotation_deg)
     shift = torch.randint(-max_shift, max_shift + 1, (b, 2), device=x.device).float() * (2.0 / 28.0)
@@ -164,6 +171,11 @@ def make_outliers(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     ``l e_a + (1 - l) e_b`` (Zhang et al. 2018): either way no class gets probability 0.9.
     Returns ``(images (B, 1, 28, 28), targets (B, 10))``.
     """
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(f"x and y must be tensors, got {type(x).__name__} and {type(y).__name__}")
+    _check_images(x)
+    if y.shape != (len(x),):
+        raise ValueError(f"y must hold one label per image, shape ({len(x)},), got {tuple(y.shape)}")
     b = x.shape[0]
     kind = torch.randint(0, len(OUTLIER_KINDS), (b,), device=x.device)
     u = lambda *shape: torch.rand(*shape, device=x.device)
@@ -202,6 +214,11 @@ def make_outliers(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` on ``x``: (N, 1, 28, 28), ``y``: (N,)."""
+    _check_batch_size(batch_size)
+    if len(x) == 0:
+        raise ValueError("accuracy of an empty batch is undefined; pass at least one image")
+    if len(y) != len(x):
+        raise ValueError(f"got {len(x)} images but {len(y)} labels; pass one label per image")
     model.eval()
     device = next(model.parameters()).device
     correct = 0
@@ -214,7 +231,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 def load_classifier(device: str = "cpu") -> DigitClassifier:
     """The shipped ``digit-classifier`` (checksum-verified, eval mode), cached per device and file:
     after a rebuild (a new SHA-256 in the manifest) the next call loads the new one."""
-    return _load_classifier(device, checkpoints.entry(CLASSIFIER_NAME)["sha256"])
+    return _load_classifier(str(check_device(device)), checkpoints.entry(CLASSIFIER_NAME)["sha256"])
 
 
 @functools.lru_cache(maxsize=2)
@@ -228,15 +245,25 @@ def _load_classifier(device: str, sha256: str) -> DigitClassifier:
 # --- metrics -----------------------------------------------------------------------------------------
 
 
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 @torch.no_grad()
 def classify(
-    samples: torch.Tensor, classifier: nn.Module | None = None, batch_size: int = 500
+    samples: torch.Tensor,
+    classifier: nn.Module | None = None,
+    batch_size: int = 500,
+    value_range: tuple[float, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities (N, 10) and penultimate features (N, hidden) of ``samples``.
 
-    ``samples``: (N, 1, 28, 28) in [-1, 1]; ``classifier`` defaults to the shipped one.
+    ``samples``: (N, 1, 28, 28) in [-1, 1] (or in ``value_range``, see ``check_samples``);
+    ``classifier`` defaults to the shipped one.
     """
-    x = check_samples(samples)
+    _check_batch_size(batch_size)
+    x = check_samples(samples, value_range)
     model = classifier if classifier is not None else load_classifier()
     model.eval()
     device = next(model.parameters()).device
@@ -249,15 +276,43 @@ def classify(
 
 
 def confident_fraction(probs: torch.Tensor, threshold: float = CONFIDENCE_THRESHOLD) -> float:
-    """Share of rows of ``probs``: (N, 10) whose largest probability exceeds ``threshold``."""
+    """Share of rows of ``probs``: (N, 10) whose largest probability exceeds ``threshold`` (in [0, 1])."""
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(
+            f"probs must be a tensor (N, classes), got {type(probs).__name__}; use torch.as_tensor"
+        )
     if probs.ndim != 2:
         raise ValueError(f"expected probabilities (N, classes), got shape {tuple(probs.shape)}")
+    if len(probs) == 0:
+        raise ValueError("no probabilities: got an empty batch; the fraction of nothing is undefined")
+    if not probs.is_floating_point() or not bool(torch.isfinite(probs).all()):
+        raise ValueError("probs must be finite floating-point probabilities (e.g. logits.softmax(1))")
+    if not 0.0 <= check_finite(threshold, "threshold") <= 1.0:
+        raise ValueError(f"threshold is a probability in [0, 1] (the chapter uses 0.9), got {threshold}")
     return float((probs.max(1).values > threshold).float().mean())
 
 
 def class_histogram(predictions: torch.Tensor, num_classes: int = NUM_CLASSES) -> list[int]:
-    """How many times each class was predicted. ``predictions``: (N,) int -> list of ``num_classes``."""
-    return torch.bincount(predictions.long().flatten(), minlength=num_classes)[:num_classes].tolist()
+    """How many times each class was predicted. ``predictions``: (N,) integer class ids in
+    0..num_classes-1 (a tensor, list or NumPy array) -> list of ``num_classes`` counts."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    try:
+        labels = torch.as_tensor(predictions)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"predictions must be integer class ids, got {type(predictions).__name__}") from None
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(
+            f"predictions must be integer class ids, got {labels.dtype}; "
+            "for probabilities (N, classes) pass probs.argmax(1)"
+        )
+    labels = labels.long().flatten().cpu()
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"predictions must be classes 0..{num_classes - 1}, got values in "
+            f"{int(labels.min())}..{int(labels.max())}; a histogram would drop the others"
+        )
+    return torch.bincount(labels, minlength=num_classes).tolist()
 
 
 def normalised_entropy(histogram: list[int] | torch.Tensor | np.ndarray) -> float:
@@ -266,7 +321,12 @@ def normalised_entropy(histogram: list[int] | torch.Tensor | np.ndarray) -> floa
     ``H = -sum_k p_k log p_k / log K`` with ``p_k = n_k / N`` (0 log 0 = 0): 1.0 for a uniform
     histogram, 0.0 when a single class is made.
     """
-    counts = np.asarray(histogram, dtype=np.float64).ravel()
+    try:
+        counts = np.asarray(histogram, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(f"histogram must be a list of counts, got {histogram!r}") from None
+    if not np.isfinite(counts).all():
+        raise ValueError(f"histogram counts must be finite numbers, got {counts}")
     if counts.size < 2 or (counts < 0).any() or counts.sum() <= 0:
         raise ValueError(f"need a histogram of at least 2 non-negative counts with a positive sum: {counts}")
     p = counts / counts.sum()
@@ -282,8 +342,13 @@ def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Te
     the matrix square root is computed as ``sum_i sqrt(lambda_i)`` of the symmetric PSD matrix
     ``S_a^{1/2} S_b S_a^{1/2}``, which has the same eigenvalues as ``S_a S_b``; float64 throughout.
     """
-    a = np.asarray(features_a, dtype=np.float64)
-    b = np.asarray(features_b, dtype=np.float64)
+    try:
+        a = np.asarray(features_a, dtype=np.float64)
+        b = np.asarray(features_b, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("features must be (N, D) arrays or tensors of numbers") from None
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("features contain NaN or infinity; the Fréchet distance needs finite features")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"expected two (N, D) feature arrays with equal D, got {a.shape} and {b.shape}")
     if len(a) < 2 or len(b) < 2:
@@ -315,8 +380,10 @@ def sample_metrics(
     classifier: nn.Module | None = None,
     reference_features: torch.Tensor | None = None,
     threshold: float = CONFIDENCE_THRESHOLD,
+    value_range: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """All unconditional sample metrics of ``samples``: (N, 1, 28, 28) in [-1, 1].
+    """All unconditional sample metrics of ``samples``: (N, 1, 28, 28) in [-1, 1] (images in [0, 1]
+    or 0..255 are an error unless ``value_range`` says so, see ``check_samples``).
 
     Returns a dict with ``n``, ``confident_fraction`` (max class probability > ``threshold``),
     ``class_histogram`` (predicted classes, all samples), ``class_entropy`` (normalised, see
@@ -326,7 +393,9 @@ def sample_metrics(
     """
     if classifier is not None and reference_features is None:
         raise ValueError("with a custom classifier, pass reference_features computed with that classifier")
-    probs, feats = classify(samples, classifier)
+    if not 0.0 <= check_finite(threshold, "threshold") <= 1.0:
+        raise ValueError(f"threshold is a probability in [0, 1] (the chapter uses 0.9), got {threshold}")
+    probs, feats = classify(samples, classifier, value_range=value_range)
     hist = class_histogram(probs.argmax(1))
     ref = reference_features if reference_features is not None else _reference_features()
     return {
@@ -339,17 +408,23 @@ def sample_metrics(
 
 
 def class_accuracy(
-    samples: torch.Tensor, labels: torch.Tensor | list[int], classifier: nn.Module | None = None
+    samples: torch.Tensor,
+    labels: torch.Tensor | list[int],
+    classifier: nn.Module | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> float:
     """Share of conditional ``samples``: (N, 1, 28, 28) that the classifier reads as their ``labels``: (N,)."""
-    labels = torch.as_tensor(labels).long().flatten()
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer digits 0..9, got {labels.dtype}")
+    labels = labels.long().flatten()
     if len(labels) != len(samples):
         raise ValueError(f"got {len(samples)} samples but {len(labels)} labels; pass one label per sample")
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise ValueError(
             f"labels must be digits 0..9, got values in [{int(labels.min())}, {int(labels.max())}]"
         )
-    probs, _ = classify(samples, classifier)
+    probs, _ = classify(samples, classifier, value_range=value_range)
     return float((probs.argmax(1) == labels).float().mean())
 
 

@@ -26,6 +26,8 @@ same keys, with batch dimension B or 1 (broadcast).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Mapping
 
 import torch
@@ -35,14 +37,23 @@ Condition = Mapping[str, torch.Tensor]
 """A condition: keyword tensors for ``model(x_t, t, **cond)``, first dimension the batch."""
 
 
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number (or a (B,) tensor), got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {number}; the chapter uses s = 1..7.5")
+    return number
+
+
 def scale_from_w(w: float) -> float:
     """Ho & Salimans' guidance weight ``w`` (eq. 6) -> this package's scale ``s = 1 + w``."""
-    return 1.0 + float(w)
+    return 1.0 + _finite(w, "the guidance weight w")
 
 
 def w_from_scale(s: float) -> float:
     """This package's scale ``s`` -> Ho & Salimans' weight ``w = s - 1`` (eq. 6)."""
-    return float(s) - 1.0
+    return _finite(s, "the guidance scale s") - 1.0
 
 
 def _batch_size(cond: Condition) -> int:
@@ -50,6 +61,11 @@ def _batch_size(cond: Condition) -> int:
         raise ValueError(
             "the condition is empty; pass the keyword tensors of the conditional model, "
             "e.g. {'context': tokens, 'context_mask': mask}"
+        )
+    wrong = {k: type(v).__name__ for k, v in cond.items() if not isinstance(v, torch.Tensor)}
+    if wrong:
+        raise TypeError(
+            f"condition values must be tensors (batch first), got {wrong}; convert with torch.as_tensor"
         )
     sizes = {k: v.shape[0] for k, v in cond.items()}
     if len(set(sizes.values())) != 1:
@@ -69,8 +85,13 @@ def expand_null(null: Condition, cond: Condition) -> dict[str, torch.Tensor]:
             f"the null condition must have the same keys as the condition: missing {sorted(missing)}, "
             f"extra {sorted(extra)}"
         )
+    wrong = {k: type(v).__name__ for k, v in null.items() if not isinstance(v, torch.Tensor)}
+    if wrong:
+        raise TypeError(f"null condition values must be tensors, got {wrong}; convert with torch.as_tensor")
     out = {}
     for key, value in cond.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"condition {key!r} must be a tensor, got {type(value).__name__}")
         empty = null[key].to(device=value.device)
         if empty.shape[1:] != value.shape[1:] or empty.shape[0] not in (1, value.shape[0]):
             raise ValueError(
@@ -103,7 +124,7 @@ def drop_condition(
     Returns:
         A new dict of the same shapes in which the dropped rows equal the null condition.
     """
-    if not 0.0 <= p_uncond <= 1.0:
+    if not 0.0 <= _finite(p_uncond, "p_uncond") <= 1.0:
         raise ValueError(f"p_uncond is a probability and must lie in [0, 1], got {p_uncond}")
     batch = _batch_size(cond)
     empty = expand_null(null, cond)
@@ -117,19 +138,29 @@ def drop_condition(
 
 def _as_scale(scale: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor | float:
     """A float, or a (B,) tensor broadcast over the image dimensions of ``x``."""
+    scale = _check_scale(scale)
     if isinstance(scale, torch.Tensor):
-        if scale.ndim == 0:
-            return float(scale)
         if scale.shape != (x.shape[0],):
             raise ValueError(
                 f"a tensor guidance scale must have shape (B,) = ({x.shape[0]},), got {tuple(scale.shape)}"
             )
         return scale.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.ndim - 1)))
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-        raise TypeError(f"guidance scale must be a number or a (B,) tensor, got {type(scale).__name__}")
-    if scale != scale:  # NaN
-        raise ValueError("guidance scale is NaN")
-    return float(scale)
+    return scale
+
+
+def _check_scale(scale: float | torch.Tensor) -> torch.Tensor | float:
+    """A finite number, or a finite 1-D tensor (one scale per example); a 0-d tensor becomes a float."""
+    if isinstance(scale, torch.Tensor):
+        if scale.ndim == 0:
+            return _finite(float(scale), "the guidance scale")
+        if scale.ndim != 1 or not (scale.is_floating_point() or scale.dtype in (torch.int32, torch.int64)):
+            raise ValueError(
+                f"a tensor guidance scale must be a (B,) tensor of numbers, got {scale.dtype} {tuple(scale.shape)}"
+            )
+        if not bool(torch.isfinite(scale).all()):
+            raise ValueError(f"the guidance scales must be finite, got {scale.tolist()}")
+        return scale
+    return _finite(scale, "the guidance scale")
 
 
 def guided_epsilon(
@@ -164,6 +195,8 @@ def guided_epsilon(
     """
     s = _as_scale(scale, x_t)
     batch = x_t.shape[0]
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be a (B,) long tensor of timesteps, got {type(t).__name__}")
     if _batch_size(cond) != batch or t.shape[0] != batch:
         raise ValueError(
             f"x_t has batch {batch}, t has {t.shape[0]} and the condition has {_batch_size(cond)}; "
@@ -208,7 +241,7 @@ class GuidedModel(nn.Module):
         super().__init__()
         self.model = model
         self.null = null
-        self.scale = scale
+        self.scale = _check_scale(scale)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, **cond: torch.Tensor) -> torch.Tensor:
         null = self.null(cond) if callable(self.null) else self.null

@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chapter13.config import check_finite, check_model_input
 from chapter13.neuro import enhancement_index
+from chapter13.unet import check_positive_int
 
 __all__ = [
     "DTMF_HZ",
@@ -47,12 +49,16 @@ STAGES = ("V1", "V2/V4", "IT", "association", "decision")
 
 
 def _size_pair(image_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(image_size, int):
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
         return image_size, image_size
-    size = tuple(int(s) for s in image_size)
-    if len(size) != 2:
-        raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
-    return size  # type: ignore[return-value]
+    if (
+        isinstance(image_size, str)
+        or not isinstance(image_size, Sequence)
+        or len(image_size) != 2
+        or any(isinstance(s, bool) or not isinstance(s, int) for s in image_size)
+    ):
+        raise ValueError(f"image_size must be an int or (height, width) ints, got {image_size!r}")
+    return int(image_size[0]), int(image_size[1])
 
 
 class HierarchicalCNN(nn.Module):
@@ -89,7 +95,7 @@ class HierarchicalCNN(nn.Module):
         )  # fmt: skip
         if len(widths) != 3 or min(widths) < 1:
             raise ValueError(f"widths must give 3 positive channel counts (V1, V2/V4, IT), got {widths!r}")
-        self.in_channels = int(in_channels)
+        self.in_channels = check_positive_int("in_channels", in_channels)
         self.image_size = _size_pair(image_size)
         if min(self.image_size) < 4:
             raise ValueError(f"image_size {self.image_size} is too small for two 2x2 poolings (need >= 4)")
@@ -106,6 +112,7 @@ class HierarchicalCNN(nn.Module):
         self.decision = nn.Linear(association_dim, num_classes)
 
     def _check(self, x: torch.Tensor) -> None:
+        check_model_input(x, self, "images")
         expected = (self.in_channels, *self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(
@@ -192,6 +199,7 @@ def empirical_receptive_field(
     blocks = dict(_stage_modules(model))
     if stage not in blocks:
         raise ValueError(f"stage must be one of {tuple(blocks)}, got {stage!r}")
+    n_probes = check_positive_int("n_probes", n_probes)
     generator = torch.Generator().manual_seed(seed)
     mask = torch.zeros(model.image_size, dtype=torch.bool)
     for _ in range(n_probes):
@@ -247,10 +255,18 @@ def auditory_code(
     Returns:
         ``(B, 1, n_samples)`` float32 waveform on the labels' device.
     """
+    labels = torch.as_tensor(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D (B,), got shape {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer digits 0-9, got {labels.dtype}")
     if labels.numel() and (labels.min() < 0 or labels.max() > 9):
         raise ValueError("labels must be digits 0-9")
+    n_samples = check_positive_int("n_samples", n_samples, 8)
+    if not check_finite(sample_rate, "sample_rate") > 0:
+        raise ValueError(f"sample_rate must be positive (samples per second), got {sample_rate}")
+    if not 0 <= check_finite(jitter, "jitter") < 1:
+        raise ValueError(f"jitter is a fraction of the frequency in [0, 1), got {jitter}")
     device = labels.device
     table = torch.tensor([DTMF_HZ[d] for d in range(10)], dtype=torch.float32)
     freqs = table[labels.cpu()]  # (B, 2)
@@ -259,11 +275,9 @@ def auditory_code(
     phase = 2 * math.pi * torch.rand(b, 2, 1, generator=generator)
     t = torch.arange(n_samples, dtype=torch.float32) / sample_rate
     wave = 0.5 * torch.sin(2 * math.pi * (freqs * detune)[..., None] * t + phase).sum(1)
-    noise = torch.as_tensor(noise_std, dtype=torch.float32)
+    noise = _noise_std(noise_std, b, torch.float32, "cpu")
     if noise.ndim == 1:
-        noise = noise.cpu()[:, None]
-    if torch.any(noise < 0):
-        raise ValueError("noise_std must be non-negative")
+        noise = noise[:, None]
     wave = wave + noise * torch.randn(b, n_samples, generator=generator)
     return wave[:, None, :].to(device)
 
@@ -272,13 +286,33 @@ def add_image_noise(
     images: torch.Tensor, noise_std: float | torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """``images: (B, C, H, W)`` in [-1, 1] plus Gaussian noise of std ``noise_std`` (number or (B,))."""
-    noise = torch.as_tensor(noise_std, dtype=images.dtype, device=images.device)
-    if torch.any(noise < 0):
-        raise ValueError("noise_std must be non-negative")
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4:
+        got = (
+            f"{images.dtype} {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise TypeError(f"images must be a floating-point tensor (B, C, H, W), got {got}")
+    noise = _noise_std(noise_std, len(images), images.dtype, images.device)
     if noise.ndim == 1:
         noise = noise[:, None, None, None]
     eps = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)
     return images + noise * eps
+
+
+def _noise_std(noise_std: float | torch.Tensor, batch: int, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """A finite, non-negative std: a number, or one per example ((batch,))."""
+    try:
+        noise = torch.as_tensor(noise_std, dtype=dtype).to(device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"noise_std must be a number or a (B,) tensor, got {noise_std!r}") from None
+    if noise.ndim > 1 or (noise.ndim == 1 and noise.shape[0] != batch):
+        raise ValueError(
+            f"noise_std must be a number or one per example, ({batch},), got shape {tuple(noise.shape)}"
+        )
+    if not bool(torch.isfinite(noise).all()) or bool(torch.any(noise < 0)):
+        raise ValueError(f"noise_std must be finite and non-negative, got {noise_std!r}")
+    return noise
 
 
 class AuditoryStream(nn.Module):
@@ -384,6 +418,12 @@ def evaluate_fusion(
         one dict per level: ``image_noise``, ``sound_noise``, ``visual``, ``auditory``, ``fused``,
         ``product``, ``enhancement``.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(x) == 0 or len(y) != len(x):
+        raise ValueError(
+            f"need a non-empty batch with one label per image, got {len(x)} images and {len(y)} labels"
+        )
     device = next(model.parameters()).device
     model.eval()
     rows = []

@@ -29,7 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chapter13.config import check_finite, check_model_input
 from chapter13.text2image import TextToImageUNet
+from chapter13.unet import check_positive_int
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -77,6 +79,18 @@ class VAE(nn.Module):
         padded_size: int = 32,
     ) -> None:
         super().__init__()
+        for name, value in (
+            ("in_channels", in_channels),
+            ("latent_channels", latent_channels),
+            ("image_size", image_size),
+            ("padded_size", padded_size),
+        ):
+            check_positive_int(name, value)
+        channels = list(channels)
+        if len(channels) != 3:
+            raise ValueError(f"channels must give 3 widths (at 32x32, 16x16 and 8x8), got {channels}")
+        for value in channels:
+            check_positive_int("each of channels", value)
         if padded_size < image_size or padded_size % 4 or (padded_size - image_size) % 2:
             raise ValueError(
                 f"padded_size {padded_size} must be at least image_size {image_size}, divisible by 4 and "
@@ -123,11 +137,13 @@ class VAE(nn.Module):
         return (self.latent_channels, side, side)
 
     def _check_images(self, x: torch.Tensor) -> None:
+        check_model_input(x, self, "images")
         want = (self.in_channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(f"the VAE expects images (B, {', '.join(map(str, want))}), got {tuple(x.shape)}")
 
     def _check_latents(self, z: torch.Tensor) -> None:
+        check_model_input(z, self, "latents")
         if z.ndim != 4 or tuple(z.shape[1:]) != self.latent_shape:
             raise ValueError(
                 f"the VAE expects latents (B, {', '.join(map(str, self.latent_shape))}), got {tuple(z.shape)}"
@@ -175,6 +191,9 @@ class VAE(nn.Module):
         One scalar each over all latent components, as in Rombach et al. (2022, Sec. 4.3.2), so
         that ``scale_latents`` of these latents has mean 0 and variance 1.
         """
+        if not isinstance(x, torch.Tensor) or len(x) == 0:
+            raise ValueError("fit_latent_scale needs a non-empty batch of images (B, C, 28, 28)")
+        check_positive_int("batch_size", batch_size)
         was_training = self.training
         self.eval()
         means = torch.cat([self.encode(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
@@ -204,6 +223,15 @@ def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     Kingma & Welling (2014), Appendix B: −½ Σ (1 + log σ² − μ² − σ²).
     """
+    for name, value in (("mean", mean), ("logvar", logvar)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise TypeError(
+                f"{name} must be a floating-point tensor, got {getattr(value, 'dtype', type(value).__name__)}"
+            )
+    if mean.shape != logvar.shape or mean.ndim < 2:
+        raise ValueError(
+            f"mean and logvar must have the same shape (B, ...), got {tuple(mean.shape)} and {tuple(logvar.shape)}"
+        )
     return -0.5 * (1 + logvar - mean.pow(2) - logvar.exp()).flatten(1).sum(1)
 
 
@@ -213,8 +241,17 @@ def vae_loss(
     """Negative ELBO with a down-weighted KL ("KL-reg" of Rombach et al. 2022, Sec. 3).
 
     Reconstruction: squared error summed over pixels; KL summed over latent dims; both averaged over
-    the batch. ``x``: (B, C, 28, 28).
+    the batch. ``x``: (B, C, 28, 28), non-empty and finite; ``kl_weight``: a finite number >= 0.
     """
+    if not check_finite(kl_weight, "kl_weight") >= 0:
+        raise ValueError(
+            f"kl_weight must be >= 0 (Rombach et al. use about 1e-6; the recipe 1e-4), got {kl_weight}"
+        )
+    vae._check_images(x)
+    if len(x) == 0:
+        raise ValueError("x is an empty batch; the loss is a mean over images and needs at least one")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN or infinity; check the data (torch.isfinite(x).all())")
     recon, mean, logvar = vae(x, generator=generator)
     rec = (recon - x).pow(2).flatten(1).sum(1)
     return (rec + kl_weight * kl_divergence(mean, logvar)).mean()

@@ -38,6 +38,7 @@ from chapter13.captions import (
     normalize,
     zero_shot_prompts,
 )
+from chapter13.config import check_finite, check_model_input
 
 DEFAULT_TEMPERATURE = 0.07
 """CLIP's initial temperature: the log logit scale starts at log(1/0.07) ~ 2.659."""
@@ -71,8 +72,8 @@ class Tokenizer:
             raise ValueError(f"the vocabulary must start with {self.pad_token!r}, {self.unk_token!r}")
         if len(set(vocabulary)) != len(vocabulary):
             raise ValueError("the vocabulary has repeated words; every word needs one id")
-        if max_length < 1:
-            raise ValueError(f"max_length must be at least 1, got {max_length}")
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be an int >= 1, got {max_length!r}")
         self.vocabulary = vocabulary
         self.max_length = max_length
         self.index = {word: i for i, word in enumerate(vocabulary)}
@@ -113,11 +114,9 @@ class Tokenizer:
         Returns:
             ids: (B, L) int64, padded with 0; mask: (B, L) bool, True on real tokens.
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if not texts:
-            raise ValueError("encode() got no captions; pass a non-empty list of strings")
+        texts = _as_captions(texts)
+        if pad_to is not None and (isinstance(pad_to, bool) or not isinstance(pad_to, int)):
+            raise TypeError(f"pad_to must be an int number of tokens (or None), got {pad_to!r}")
         words = [self.tokenize(t) for t in texts]
         empty = [i for i, w in enumerate(words) if not w]
         if empty:
@@ -155,8 +154,16 @@ class Tokenizer:
     def decode(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> list[str]:
         """Captions back from ``ids: (B, L)`` (padding dropped); inverse of :meth:`encode` on
         normalised text."""
-        if ids.ndim != 2:
-            raise ValueError(f"decode() expects ids (B, L), got shape {tuple(ids.shape)}")
+        if not isinstance(ids, torch.Tensor) or ids.ndim != 2:
+            shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+            raise ValueError(f"decode() expects an ids tensor (B, L), got {shape}")
+        if ids.is_floating_point() or ids.dtype == torch.bool:
+            raise TypeError(f"ids must be integer token ids (torch.long) from encode(), got {ids.dtype}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(
+                f"ids must lie in 0..{self.vocab_size - 1} (this tokenizer's vocabulary), got values in "
+                f"{int(ids.min())}..{int(ids.max())}"
+            )
         if mask is None:
             mask = ids != self.pad_id
         out = []
@@ -168,7 +175,27 @@ class Tokenizer:
 # --- towers -------------------------------------------------------------------------------------------
 
 
-def _check_tokens(ids: torch.Tensor, mask: torch.Tensor, max_length: int) -> None:
+def _as_captions(texts: object) -> list[str]:
+    """A list of captions from a string (a batch of one) or a sequence of strings; a clear error else."""
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None or isinstance(texts, bytes) or not hasattr(texts, "__iter__"):
+        raise TypeError(
+            f"captions must be a string or a list of strings, got {type(texts).__name__} {texts!r}"
+        )
+    texts = list(texts)  # type: ignore[call-overload]
+    if not texts:
+        raise ValueError("got no captions; pass a non-empty list of strings")
+    return texts
+
+
+def _check_tokens(
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    max_length: int,
+    vocab_size: int | None = None,
+    device: torch.device | None = None,
+) -> None:
     if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
         raise ValueError(
             f"ids must be a (B, L) int64 tensor from Tokenizer.encode, got "
@@ -181,6 +208,16 @@ def _check_tokens(ids: torch.Tensor, mask: torch.Tensor, max_length: int) -> Non
         )
     if ids.shape[1] > max_length:
         raise ValueError(f"captions of {ids.shape[1]} tokens exceed the encoder's max_length {max_length}")
+    if device is not None and (ids.device != device or mask.device != device):
+        raise ValueError(
+            f"ids and mask are on {ids.device} and {mask.device} but the text encoder is on {device}; "
+            f"move them with ids.to({str(device)!r})"
+        )
+    if vocab_size is not None and ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"token ids must lie in 0..{vocab_size - 1} (the encoder's vocabulary), got values in "
+            f"{int(ids.min())}..{int(ids.max())}; encode captions with the matching Tokenizer"
+        )
     if ids.shape[0] and not bool(mask.any(dim=1).all()):
         raise ValueError("a caption in the batch is empty (its mask has no True); every caption needs a word")
 
@@ -226,7 +263,9 @@ class TextEncoder(nn.Module):
 
         Padded positions of ``tokens`` are set to zero; ``pooled`` is the masked mean of ``tokens``.
         """
-        _check_tokens(ids, mask, self.max_length)
+        _check_tokens(
+            ids, mask, self.max_length, self.token_embedding.num_embeddings, self.position_embedding.device
+        )
         h = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
         h = self.transformer(h, src_key_padding_mask=~mask)
         weights = mask.unsqueeze(-1).to(h.dtype)
@@ -267,6 +306,7 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B, C, H, W) in [-1, 1] -> features (B, dim)."""
+        check_model_input(images, self, "images")
         if images.ndim != 4 or images.shape[1:] != (self.in_channels, self.image_size, self.image_size):
             raise ValueError(
                 f"expected images (B, {self.in_channels}, {self.image_size}, {self.image_size}), "
@@ -341,7 +381,14 @@ class TinyCLIP(nn.Module):
         max_logit_scale: float = MAX_LOGIT_SCALE,
     ) -> None:
         super().__init__()
-        if not (init_temperature > 0 and 1.0 / init_temperature <= max_logit_scale):
+        if not check_finite(max_logit_scale, "max_logit_scale") > 0:
+            raise ValueError(
+                f"max_logit_scale must be a positive finite number (CLIP uses 100), got {max_logit_scale}"
+            )
+        if not (
+            check_finite(init_temperature, "init_temperature") > 0
+            and 1.0 / init_temperature <= max_logit_scale
+        ):
             raise ValueError(
                 f"init_temperature must be positive with 1/init_temperature <= max_logit_scale "
                 f"({max_logit_scale}), got {init_temperature}"
@@ -384,8 +431,22 @@ def clamped_scale(logit_scale: torch.Tensor, max_scale: float = MAX_LOGIT_SCALE)
 
     The clamp is applied in the forward pass, so the gradient reaches ``logit_scale`` while it is
     below the cap and is zero above it (the reference implementation clamps the parameter in place
-    after each optimiser step; the resulting scale is the same).
+    after each optimiser step; the resulting scale is the same). ``logit_scale``: a one-element tensor
+    (or a number); NaN or infinity is an error, as is a ``max_scale`` that is not a positive number.
     """
+    if not check_finite(max_scale, "max_scale") > 0:
+        raise ValueError(f"max_scale must be a positive number (CLIP uses 100), got {max_scale}")
+    if not isinstance(logit_scale, torch.Tensor):
+        logit_scale = torch.tensor(check_finite(logit_scale, "logit_scale"))
+    if logit_scale.numel() != 1 or not logit_scale.is_floating_point():
+        raise ValueError(
+            f"logit_scale must be one floating-point number, got {logit_scale.dtype} {tuple(logit_scale.shape)}"
+        )
+    if not bool(torch.isfinite(logit_scale.detach()).all()):
+        raise ValueError(
+            f"logit_scale is {float(logit_scale)}; it must be finite (log(1/temperature), CLIP starts at "
+            "log(1/0.07) = 2.66). A NaN here usually means training diverged."
+        )
     return logit_scale.clamp(max=math.log(max_scale)).exp()
 
 
@@ -402,6 +463,19 @@ def _check_embeddings(image_emb: torch.Tensor, text_emb: torch.Tensor, same_batc
             raise ValueError(f"{name} must be a (B, D) tensor, got {shape}")
         if len(x) == 0:
             raise ValueError(f"{name} is an empty batch; the loss needs at least one pair")
+        if not x.is_floating_point():
+            raise TypeError(
+                f"{name} must be a floating-point tensor (embeddings), got {x.dtype}; use .float()"
+            )
+        if not bool(torch.isfinite(x.detach()).all()):
+            raise ValueError(
+                f"{name} contains NaN or infinity; check the encoder's output (training diverged?)"
+            )
+    if image_emb.dtype != text_emb.dtype or image_emb.device != text_emb.device:
+        raise TypeError(
+            f"image_emb is {image_emb.dtype} on {image_emb.device} but text_emb is {text_emb.dtype} on "
+            f"{text_emb.device}; bring them together, e.g. text_emb.to(image_emb)"
+        )
     if image_emb.shape[1] != text_emb.shape[1]:
         raise ValueError(
             f"embedding sizes differ: image_emb has D={image_emb.shape[1]}, text_emb D={text_emb.shape[1]}; "
@@ -444,6 +518,8 @@ def contrastive_loss(
     if logit_scale is not None:
         scale = clamped_scale(logit_scale, max_logit_scale).to(image_emb.device)  # e.g. a GPU model's
     else:
+        if not isinstance(temperature, torch.Tensor):
+            check_finite(temperature, "temperature")
         t = torch.as_tensor(temperature, dtype=image_emb.dtype, device=image_emb.device)
         if t.numel() != 1 or not bool(t > 0) or not bool(torch.isfinite(t)):
             raise ValueError(f"temperature must be one positive finite number, got {temperature!r}")
@@ -454,8 +530,14 @@ def contrastive_loss(
 def symmetric_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
     """CLIP's loss from the (B, B) logit matrix: the mean of the row-wise cross-entropy (image i picks
     caption i) and the column-wise one (caption i picks image i), targets on the diagonal."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a (B, B) tensor, got {type(logits).__name__}")
     if logits.ndim != 2 or logits.shape[0] != logits.shape[1] or logits.shape[0] == 0:
         raise ValueError(f"logits must be a non-empty square (B, B) matrix, got {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got {logits.dtype}; use logits.float()")
+    if not bool(torch.isfinite(logits.detach()).all()):
+        raise ValueError("logits contain NaN or infinity; check the embeddings and the logit scale")
     targets = torch.arange(len(logits), device=logits.device)
     return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
 
@@ -480,6 +562,12 @@ def _model_device(model: nn.Module) -> torch.device:
 @torch.no_grad()
 def embed_images(model: TinyCLIP, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """images: (N, 1, 28, 28) -> (N, J) unit vectors (in eval mode, batched, on the CPU)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a tensor (N, 1, 28, 28), got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError("no images to embed: got an empty batch")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     was_training = model.training
     model.eval()
     device = _model_device(model)
@@ -495,9 +583,10 @@ def embed_images(model: TinyCLIP, images: torch.Tensor, batch_size: int = 500) -
 def embed_texts(
     model: TinyCLIP, texts: Sequence[str], tokenizer: Tokenizer | None = None, strict: bool = True
 ) -> torch.Tensor:
-    """N captions -> (N, J) unit vectors. Unknown words raise an error naming them (``strict``)."""
+    """N captions -> (N, J) unit vectors (a single string is one caption: (1, J)). Unknown words raise
+    an error naming them (``strict``)."""
     tokenizer = tokenizer or Tokenizer(max_length=model.text_encoder.max_length)
-    ids, mask = tokenizer.encode(list(texts), strict=strict)
+    ids, mask = tokenizer.encode(_as_captions(texts), strict=strict)
     was_training = model.training
     model.eval()
     device = _model_device(model)
@@ -519,6 +608,15 @@ def class_embeddings(
 ) -> torch.Tensor:
     """One embedding per class from its prompts: the normalised mean of the prompts' unit embeddings
     (CLIP's prompt ensembling, Radford et al. 2021, Sec. 3.1.4). prompts: C lists -> (C, J)."""
+    if (
+        isinstance(prompts, str)
+        or not isinstance(prompts, Sequence)
+        or any(isinstance(p, str) or not isinstance(p, Sequence) for p in prompts)
+    ):
+        raise TypeError(
+            "prompts must be one list of prompts per class, e.g. [['a zero', 'a 0'], ['a one', 'a 1']]; "
+            f"got {prompts!r}"
+        )
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("give at least one prompt for every class")
     rows = [F.normalize(embed_texts(model, list(p), tokenizer).mean(dim=0), dim=-1) for p in prompts]
@@ -563,6 +661,7 @@ def zero_shot_accuracy(
     prompts: Sequence[Sequence[str]] | None = None,
 ) -> float:
     """Fraction of ``images`` whose zero-shot prediction equals ``labels`` (N,)."""
+    labels = torch.as_tensor(labels)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     predictions, _ = zero_shot_classify(model, images, prompts)
@@ -577,17 +676,28 @@ def recall_at_k(
     similarity: (Q, G) scores of each query against each gallery item; relevant: (Q, G) bool (True
     where gallery item g answers query q; several may). Items are ranked with ``topk``.
     """
+    if not isinstance(similarity, torch.Tensor) or not isinstance(relevant, torch.Tensor):
+        raise TypeError(
+            f"similarity and relevant must be tensors, got {type(similarity).__name__} and "
+            f"{type(relevant).__name__}; convert with torch.as_tensor"
+        )
     if similarity.ndim != 2 or relevant.shape != similarity.shape:
         raise ValueError(
             f"similarity (Q, G) and relevant (Q, G) must match, got {tuple(similarity.shape)} and "
             f"{tuple(relevant.shape)}"
         )
+    if similarity.shape[0] == 0 or similarity.shape[1] == 0:
+        raise ValueError(
+            f"recall needs at least one query and one gallery item, got similarity {tuple(similarity.shape)}"
+        )
+    if not bool(torch.isfinite(similarity).all()):
+        raise ValueError("similarity contains NaN or infinity; the ranking would be meaningless")
     if not bool(relevant.any(dim=1).all()):
         raise ValueError("every query needs at least one relevant gallery item")
     out = {}
     for k in ks:
-        if k < 1:
-            raise ValueError(f"K must be at least 1, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"every K must be an int >= 1, got {k!r}")
         top = similarity.topk(min(k, similarity.shape[1]), dim=1).indices
         out[k] = float(relevant.gather(1, top).any(dim=1).float().mean())
     return out
@@ -606,7 +716,8 @@ def retrieval_metrics(
       (``caption_for(digit, thickness, size, position)``); the right answer is its own combination.
     - text->image: each distinct combination present in ``data`` queries its images; any image with
       that combination is relevant.
-    Also reports image->text Recall@1 separately for held-out and seen combinations.
+    Also reports image->text Recall@1 separately for held-out and seen combinations (``None`` where
+    ``data`` has no image of that kind).
     """
     combos = attribute_combinations()
     gallery = embed_texts(model, [caption_for(*c) for c in combos])
@@ -622,8 +733,8 @@ def retrieval_metrics(
     held = torch.tensor([is_held_out(*combos[int(i)][:3]) for i in ids], dtype=torch.bool)
     result: dict[str, Any] = {f"i2t_R@{k}": v for k, v in i2t.items()}
     result.update({f"t2i_R@{k}": v for k, v in t2i.items()})
-    result["i2t_R@1_seen"] = float(hits[~held].float().mean()) if (~held).any() else float("nan")
-    result["i2t_R@1_held_out"] = float(hits[held].float().mean()) if held.any() else float("nan")
+    result["i2t_R@1_seen"] = float(hits[~held].float().mean()) if (~held).any() else None
+    result["i2t_R@1_held_out"] = float(hits[held].float().mean()) if held.any() else None
     result["queries_i2t"] = len(ids)
     result["queries_t2i"] = len(present)
     return result

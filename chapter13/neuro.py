@@ -219,12 +219,26 @@ def mle_combine(estimates: ArrayLike, sigmas: ArrayLike) -> tuple[FloatArray, Fl
             f"{est.shape[-1]} estimates but {sig.shape[-1]} sigmas on the last (cue) axis; "
             "give exactly one sigma per cue"
         )
+    if est.shape[-1] == 0:
+        raise ValueError("mle_combine needs at least one cue: got no estimates and no sigmas")
     shape = _common_shape(estimates=est, sigmas=sig)
-    precision = np.broadcast_to(1.0 / sig**2, shape)
-    total = precision.sum(axis=-1)
-    weights = precision / total[..., None]
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        precision = np.broadcast_to(1.0 / sig**2, shape)
+        total = precision.sum(axis=-1)
+        weights = precision / total[..., None]
+        combined = 1.0 / np.sqrt(total)
+    if not (np.all(np.isfinite(weights)) and np.all(np.isfinite(combined)) and np.all(combined > 0)):
+        # 1/sigma^2 over- or underflowed (sigma below ~1e-154 or above ~1e154): the same weights from
+        # precisions relative to the best cue, (sigma_min / sigma_i)^2 in [0, 1], which cannot overflow
+        s = np.broadcast_to(sig, shape)
+        s_min = s.min(axis=-1, keepdims=True)
+        with np.errstate(under="ignore"):
+            relative = (s_min / s) ** 2
+        total_relative = relative.sum(axis=-1)
+        weights = relative / total_relative[..., None]
+        combined = s_min[..., 0] / np.sqrt(total_relative)
     estimate = (weights * np.broadcast_to(est, shape)).sum(axis=-1)
-    return _scalar_or_array(estimate), _scalar_or_array(1.0 / np.sqrt(total)), weights
+    return _scalar_or_array(estimate), _scalar_or_array(combined), weights
 
 
 # --- Bayesian causal inference (Körding et al. 2007) -----------------------------------------------
@@ -240,6 +254,8 @@ class _CIParams:
     mu_p: FloatArray
     p_common: FloatArray
     shape: tuple[int, ...] = field(default=())
+    sigmas: tuple[FloatArray, ...] = field(default=())
+    """(sigma_v, sigma_a, sigma_p), for the log-space fallback when their squares over- or underflow."""
 
 
 def _ci_params(x_v, x_a, sigma_v, sigma_a, sigma_p, p_common, mu_p) -> _CIParams:
@@ -253,16 +269,18 @@ def _ci_params(x_v, x_a, sigma_v, sigma_a, sigma_p, p_common, mu_p) -> _CIParams
         mu_p=_as_float("mu_p", mu_p),
     )
     shape = _common_shape(**arrays)
-    return _CIParams(
-        x_v=arrays["x_v"],
-        x_a=arrays["x_a"],
-        var_v=arrays["sigma_v"] ** 2,
-        var_a=arrays["sigma_a"] ** 2,
-        var_p=arrays["sigma_p"] ** 2,
-        mu_p=arrays["mu_p"],
-        p_common=arrays["p_common"],
-        shape=shape,
-    )
+    with np.errstate(over="ignore", under="ignore"):  # extreme sigmas: see _stable_log_ratio
+        return _CIParams(
+            x_v=arrays["x_v"],
+            x_a=arrays["x_a"],
+            var_v=arrays["sigma_v"] ** 2,
+            var_a=arrays["sigma_a"] ** 2,
+            var_p=arrays["sigma_p"] ** 2,
+            mu_p=arrays["mu_p"],
+            p_common=arrays["p_common"],
+            shape=shape,
+            sigmas=(arrays["sigma_v"], arrays["sigma_a"], arrays["sigma_p"]),
+        )
 
 
 def _log_likelihood_common(p: _CIParams) -> FloatArray:
@@ -307,9 +325,37 @@ def likelihood_separate(
     return _scalar_or_array(np.exp(_log_likelihood_separate(p)))
 
 
+def _stable_log_ratio(p: _CIParams) -> FloatArray:
+    """log p(x | C=1) - log p(x | C=2) from log-variances, for sigmas whose squares over- or underflow.
+
+    The same eqs. 4 and 6 with every variance ratio formed in log space: ``log D`` by log-sum-exp of
+    the three products, each quadratic term as ``exp(2 log|d| + log v_k - log D)``, and the two
+    quadratic forms compared through their logarithms when both are infinite.
+    """
+    lv, la, lp = (2.0 * np.log(s) for s in p.sigmas)
+    log_det = np.logaddexp(np.logaddexp(lv + la, lv + lp), la + lp)
+    log_tv, log_ta = np.logaddexp(lv, lp), np.logaddexp(la, lp)
+    with np.errstate(divide="ignore", over="ignore"):
+        log_sq = [2.0 * np.log(np.abs(d)) for d in (p.x_v - p.x_a, p.x_v - p.mu_p, p.x_a - p.mu_p)]
+        log_q1 = np.logaddexp.reduce(
+            np.broadcast_arrays(log_sq[0] + lp - log_det, log_sq[1] + la - log_det, log_sq[2] + lv - log_det)
+        )
+        log_q2 = np.logaddexp(log_sq[1] - log_tv, log_sq[2] - log_ta)
+        q1, q2 = np.exp(log_q1), np.exp(log_q2)
+    both = np.isinf(q1) & np.isinf(q2)
+    with np.errstate(invalid="ignore"):
+        gap = np.where(both, np.sign(log_q2 - log_q1) * np.inf, q2 - q1)
+    gap = np.where(both & (log_q1 == log_q2), 0.0, gap)
+    return 0.5 * (log_tv + log_ta - log_det) + 0.5 * gap
+
+
 def _logit_common(p: _CIParams) -> FloatArray:
     """log p(C=1 | x) / p(C=2 | x) (Körding et al. 2007, eq. 2 in log-odds form); +-inf at p_common 1 or 0."""
-    log_ratio = _log_likelihood_common(p) - _log_likelihood_separate(p)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        log_ratio = _log_likelihood_common(p) - _log_likelihood_separate(p)
+    bad = ~np.isfinite(log_ratio)
+    if np.any(bad):  # only for sigmas near the float64 limits; moderate ones keep the closed form exactly
+        log_ratio = np.where(bad, _stable_log_ratio(p), log_ratio)
     with np.errstate(divide="ignore"):
         log_prior_odds = np.log(p.p_common) - np.log1p(-p.p_common)
     return log_prior_odds + log_ratio
@@ -351,14 +397,31 @@ def causal_inference_posterior(
     return _scalar_or_array(np.array(_posterior_common(p)))
 
 
+def _reliability_weighted(values: tuple[FloatArray, ...], sigmas: tuple[FloatArray, ...]) -> FloatArray:
+    """sum_i x_i / s_i^2 / sum_i 1 / s_i^2 by :func:`mle_combine`'s overflow-safe fallback."""
+    arrays = np.broadcast_arrays(*values, *sigmas)
+    n = len(values)
+    return mle_combine(np.stack(arrays[:n], axis=-1), np.stack(arrays[n:], axis=-1))[0]
+
+
 def _fused(p: _CIParams) -> FloatArray:
-    num = p.x_v / p.var_v + p.x_a / p.var_a + p.mu_p / p.var_p
-    return np.broadcast_to(num / (1 / p.var_v + 1 / p.var_a + 1 / p.var_p), p.shape)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        num = p.x_v / p.var_v + p.x_a / p.var_a + p.mu_p / p.var_p
+        fused = num / (1 / p.var_v + 1 / p.var_a + 1 / p.var_p)
+    if not np.all(np.isfinite(fused)):
+        fused = _reliability_weighted((p.x_v, p.x_a, p.mu_p), p.sigmas)
+    return np.broadcast_to(fused, p.shape)
 
 
 def _segregated(p: _CIParams) -> tuple[FloatArray, FloatArray]:
-    s_v = (p.x_v / p.var_v + p.mu_p / p.var_p) / (1 / p.var_v + 1 / p.var_p)
-    s_a = (p.x_a / p.var_a + p.mu_p / p.var_p) / (1 / p.var_a + 1 / p.var_p)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        s_v = (p.x_v / p.var_v + p.mu_p / p.var_p) / (1 / p.var_v + 1 / p.var_p)
+        s_a = (p.x_a / p.var_a + p.mu_p / p.var_p) / (1 / p.var_a + 1 / p.var_p)
+    sigma_v, sigma_a, sigma_p = p.sigmas
+    if not np.all(np.isfinite(s_v)):
+        s_v = _reliability_weighted((p.x_v, p.mu_p), (sigma_v, sigma_p))
+    if not np.all(np.isfinite(s_a)):
+        s_a = _reliability_weighted((p.x_a, p.mu_p), (sigma_a, sigma_p))
     return np.broadcast_to(s_v, p.shape), np.broadcast_to(s_a, p.shape)
 
 
@@ -1587,8 +1650,13 @@ def normalization_neuron(
     """
     iv, ia = _nonnegative("visual", visual), _nonnegative("auditory", auditory)
     _common_shape(visual=iv, auditory=ia)
-    if exponent <= 0:
+    if float(_as_float("exponent", exponent)) <= 0:
         raise ValueError(f"exponent must be positive, got {exponent}")
+    if float(_as_float("r_max", r_max)) <= 0:
+        raise ValueError(f"r_max is the neuron's largest firing rate and must be positive, got {r_max}")
+    w = _nonnegative("weights", weights)
+    if w.shape != (2,):
+        raise ValueError(f"weights must be two numbers (d_v, d_a), got {weights!r}")
     alpha = float(_sigma("semi_saturation", semi_saturation))
     drive = weights[0] * iv + weights[1] * ia
     if np.any(drive < 0):
@@ -1606,6 +1674,11 @@ def gamma_kernel(tau: float, dt: float, length: float | None = None) -> FloatArr
     Gamma(2, tau) density, so two of them in series give Gamma(4, tau).
     """
     tau, dt = float(_sigma("tau", tau)), float(_sigma("dt", dt))
+    if dt > tau / 4:
+        raise ValueError(
+            f"dt={dt:g} is too coarse for tau={tau:g}: the sampled kernel would not have unit area "
+            f"(at dt >= tau it is 0). Use dt <= tau / 4 = {tau / 4:g}, e.g. dt = tau / 50"
+        )
     length = 12 * tau if length is None else float(_sigma("length", length))
     t = np.arange(0.0, length, dt)
     return t * np.exp(-t / tau) / tau**2

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from chapter13.config import check_finite, check_seed
 from chapter13.data import load_mnist
 
 __all__ = [
@@ -51,6 +52,16 @@ TONE_LENGTH = 2048
 """Samples per tone: 0.512 s at 4 kHz; an FFT bin is 1.95 Hz wide."""
 PITCHES: tuple[float, ...] = (261.63, 329.63, 392.00, 523.25)
 """C4, E4, G4 and C5 in Hz (equal temperament, A4 = 440 Hz): neighbours differ by >= 19 %."""
+
+
+def _finite_array(name: str, value: object) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers, got {value!r}") from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinity; pass finite numbers")
+    return array
 
 
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -91,10 +102,12 @@ def bounce(start: np.ndarray, velocity: np.ndarray, frames: int, limit: float) -
     Returns:
         (..., F, 2) positions.
     """
-    if limit <= 0:
+    if check_finite(limit, "limit") <= 0:
         raise ValueError(
             f"the digit must be smaller than the canvas (free room {limit} px); shrink digit_size"
         )
+    frames = _check_positive_int("frames", frames)
+    start, velocity = _finite_array("start", start), _finite_array("velocity", velocity)
     f = np.arange(frames, dtype=np.float64).reshape(*([1] * (start.ndim - 1)), frames, 1)
     free = start[..., None, :] + f * velocity[..., None, :]
     q = np.mod(free, 2.0 * limit)
@@ -107,9 +120,11 @@ def render_clips(sprites: Tensor, positions: np.ndarray | Tensor, size: int) -> 
 
     Returns clips (N, 1, F, size, size) float32 in the model range [-1, 1] (background -1, ink +1).
     """
-    if sprites.dim() != 3 or sprites.shape[1] != sprites.shape[2]:
-        raise ValueError(f"sprites must have shape (N, D, D), got {tuple(sprites.shape)}")
-    pos = torch.as_tensor(np.asarray(positions)).round().long()
+    if not isinstance(sprites, Tensor) or sprites.dim() != 3 or sprites.shape[1] != sprites.shape[2]:
+        shape = tuple(sprites.shape) if isinstance(sprites, Tensor) else type(sprites).__name__
+        raise ValueError(f"sprites must be a tensor of shape (N, D, D), got {shape}")
+    size = _check_positive_int("size", size)
+    pos = torch.as_tensor(_finite_array("positions", positions)).round().long()
     if pos.dim() != 3 or pos.shape[0] != sprites.shape[0] or pos.shape[2] != 2:
         raise ValueError(f"positions must have shape (N={sprites.shape[0]}, F, 2), got {tuple(pos.shape)}")
     n, frames = pos.shape[:2]
@@ -151,7 +166,17 @@ def moving_digits(
     n = _check_positive_int("n", n)
     frames = _check_positive_int("frames", frames, 2)
     size = _check_positive_int("size", size, 8)
-    lo, hi = speed
+    digit_size = _check_positive_int("digit_size", digit_size, 4)
+    if digit_size >= size:
+        raise ValueError(
+            f"digit_size ({digit_size}) must be smaller than the canvas size ({size}) so it can move"
+        )
+    seed = check_seed(seed, 0)
+    if isinstance(speed, str) or not isinstance(speed, Sequence) or len(speed) != 2:
+        raise TypeError(
+            f"speed must be a pair (low, high) of pixels per frame, e.g. (1.0, 3.0), got {speed!r}"
+        )
+    lo, hi = (check_finite(v, "speed") for v in speed)
     if not 0 <= lo <= hi:
         raise ValueError(f"speed must be (low, high) with 0 <= low <= high pixels per frame, got {speed}")
     sprites, labels = digit_sprites(split, digit_size)
@@ -184,6 +209,12 @@ def adsr_envelope(
     seconds and holds; the last ``release`` seconds are multiplied by a linear fade to 0.
     """
     length = _check_positive_int("length", length)
+    attack, decay, sustain, release = (
+        check_finite(v, name)
+        for v, name in ((attack, "attack"), (decay, "decay"), (sustain, "sustain"), (release, "release"))
+    )
+    if not check_finite(sample_rate, "sample_rate") > 0:
+        raise ValueError(f"sample_rate must be positive (samples per second), got {sample_rate}")
     if min(attack, decay, release) < 0 or not 0 <= sustain <= 1:
         raise ValueError("attack, decay and release must be >= 0 seconds and sustain in [0, 1]")
     t = np.arange(length) / sample_rate
@@ -220,12 +251,16 @@ def tones(
     n = _check_positive_int("n", n)
     length = _check_positive_int("length", length, 16)
     sample_rate = _check_positive_int("sample_rate", sample_rate)
-    pitches = np.asarray(pitches, dtype=np.float64)
-    h = np.asarray(harmonics, dtype=np.float64)
+    seed = check_seed(seed, 0)
+    pitches = _finite_array("pitches", pitches)
+    h = _finite_array("harmonics", harmonics)
     if pitches.ndim != 1 or pitches.size == 0 or (pitches <= 0).any():
         raise ValueError(f"pitches must be a non-empty list of positive frequencies in Hz, got {pitches}")
-    if h.ndim != 1 or h.size == 0 or h.sum() <= 0:
+    if h.ndim != 1 or h.size == 0 or (h < 0).any() or h.sum() <= 0:
         raise ValueError(f"harmonics must be a non-empty list of non-negative weights, got {h}")
+    bounds = _finite_array("amplitude", amplitude)
+    if bounds.shape != (2,) or not 0 <= bounds[0] <= bounds[1] <= 1:
+        raise ValueError(f"amplitude must be (low, high) with 0 <= low <= high <= 1, got {amplitude!r}")
     top = pitches.max() * len(h)
     if top >= sample_rate / 2:
         raise ValueError(

@@ -53,6 +53,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chapter13.attention import SelfAttention2d, norm_groups, zero_init
+from chapter13.config import check_finite, check_model_input, check_seed
+from chapter13.data import as_model_range
 from chapter13.diffusion import DiffusionModel, NoiseSchedule, diffusion_loss, sample_ddim
 from chapter13.evaluate import classify
 from chapter13.unet import (
@@ -303,6 +305,7 @@ class VideoUNet(DiffusionModel):
             "BCFHW",
             "A single image batch (B, C, H, W) is a clip of one frame: use x.unsqueeze(2).",
         )
+        check_model_input(x, self, "clips")
         if x.shape[1] != self.in_channels:
             raise ValueError(
                 f"x has {x.shape[1]} channels but this VideoUNet was built with in_channels="
@@ -372,15 +375,36 @@ class VideoUNet(DiffusionModel):
 
 
 # --------------------------------------------------------------------------------------------------
-def _check_clips(name: str, x: Tensor) -> None:
+def _check_clips(name: str, x: Tensor, measure: bool = False) -> None:
+    """Clips (B, C, F, H, W) of floats with F >= 2; a metric (``measure``) also needs B >= 1 and finite
+    values (one pass over the clips, never in the training loss)."""
     if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (B, C, F, H, W)")
+        got = f"{x.dtype} tensor" if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(
+            f"{name} must be a floating-point tensor (B, C, F, H, W), got a {got}; convert 0..255 pixels "
+            "to the model range with x.float() / 127.5 - 1 (a NumPy array with torch.from_numpy first)"
+        )
     if x.dim() != 5:
         raise ValueError(
             f"{name} must be clips of shape (B, C, F, H, W), got {x.dim()} dimensions {tuple(x.shape)}"
         )
     if x.shape[2] < 2:
         raise ValueError(f"{name} has {x.shape[2]} frame(s); temporal measures need at least 2 frames")
+    if measure:
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} is an empty batch; a metric needs at least one clip")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contain NaN or infinity; the sampler diverged or the data are broken")
+
+
+def _check_shift(max_shift: Any, clips: Tensor) -> int:
+    max_shift = check_positive_int("max_shift", max_shift, 0)
+    side = min(clips.shape[-2:])
+    if max_shift >= side:
+        raise ValueError(
+            f"max_shift={max_shift} must be smaller than the frames ({side} pixels); the chapter uses 4"
+        )
+    return max_shift
 
 
 def consistency_loss(
@@ -405,7 +429,9 @@ def consistency_loss(
         raise ValueError(
             f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape"
         )
-    if not temporal_weight >= 0:
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a tensor shaped like pred, got {type(target).__name__}")
+    if not check_finite(temporal_weight, "temporal_weight") >= 0:
         raise ValueError(f"temporal_weight must be >= 0 (the chapter uses 0.5), got {temporal_weight}")
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
@@ -448,6 +474,8 @@ def video_diffusion_loss(
         generator: draws t and ε (reproducible).
     """
     _check_clips("x0", x0)
+    if not check_finite(temporal_weight, "temporal_weight") >= 0:
+        raise ValueError(f"temporal_weight must be >= 0 (the chapter uses 0.5), got {temporal_weight}")
     error = functools.partial(consistency_loss, temporal_weight=temporal_weight, reduction="none")
     return diffusion_loss(
         model, schedule, x0, space="native", min_snr_gamma=min_snr_gamma, error=error, generator=generator
@@ -462,7 +490,7 @@ def frame_difference(clips: Tensor) -> Tensor:
     ``d = mean_{f, c, h, w} (x_{f+1} - x_f)²`` for ``clips``: (B, C, F, H, W) -> (B,). Real moving
     digits have a value set by their speed; frames sampled independently have a much larger one.
     """
-    _check_clips("clips", clips)
+    _check_clips("clips", clips, measure=True)
     return (clips[:, :, 1:] - clips[:, :, :-1]).pow(2).flatten(1).mean(dim=1)
 
 
@@ -475,7 +503,8 @@ def relative_flicker(clips: Tensor, background: float = -1.0) -> Tensor:
     draws thinner digits than the data is not rewarded with less flicker, as it is by
     :func:`frame_difference`.
     """
-    _check_clips("clips", clips)
+    _check_clips("clips", clips, measure=True)
+    check_finite(background, "background")
     u = clips - background
     num = (u[:, :, 1:] - u[:, :, :-1]).pow(2).flatten(1).sum(dim=1)
     energy = u.pow(2).sum(dim=(1, 3, 4))  # (B, F)
@@ -503,8 +532,9 @@ def warp_error(clips: Tensor, max_shift: int = 4, background: float = -1.0) -> T
     which is the exact motion of the moving-digit clips: real clips score 0 (up to a bounce landing
     past ``max_shift``), a clip whose digit changes shape or identity scores high.
     """
-    _check_clips("clips", clips)
-    max_shift = check_positive_int("max_shift", max_shift, 0)
+    _check_clips("clips", clips, measure=True)
+    max_shift = _check_shift(max_shift, clips)
+    check_finite(background, "background")
     b, f = clips.shape[0], clips.shape[2]
     prev = _frames_to_batch(clips[:, :, :-1])
     nxt = _frames_to_batch(clips[:, :, 1:])
@@ -523,7 +553,7 @@ def ink_variation(clips: Tensor) -> Tensor:
     digit that only moves keeps its ink (0 for the real clips); one that changes, fades or splits
     does not.
     """
-    _check_clips("clips", clips)
+    _check_clips("clips", clips, measure=True)
     ink = ((clips + 1.0) / 2.0).clamp(0.0, 1.0).sum(dim=(1, 3, 4))  # (B, F)
     return ink.std(dim=1, unbiased=False) / ink.mean(dim=1).clamp(min=1e-6)
 
@@ -540,6 +570,8 @@ def digit_crops(clips: Tensor, digit_size: int = 14, out_size: int = 28) -> Tens
     b, c, f, h, w = clips.shape
     if c != 1:
         raise ValueError(f"digit_crops needs grey-scale clips (C = 1), got C = {c}")
+    digit_size = check_positive_int("digit_size", digit_size)
+    out_size = check_positive_int("out_size", out_size)
     if not 1 <= digit_size <= min(h, w):
         raise ValueError(f"digit_size must lie in 1..{min(h, w)}, got {digit_size}")
     frames = clips.detach().float().cpu()[:, 0].reshape(b * f, h, w)
@@ -576,13 +608,18 @@ def identity_consistency(clips: Tensor, classifier: nn.Module | None = None) -> 
     return {"agreement": float(per_clip.mean()), "labels": labels, "per_clip": per_clip}
 
 
-def temporal_metrics(clips: Tensor, max_shift: int = 4) -> dict[str, float]:
+def temporal_metrics(
+    clips: Tensor, max_shift: int = 4, value_range: tuple[float, float] | None = None
+) -> dict[str, float]:
     """Mean :func:`frame_difference`, :func:`relative_flicker`, :func:`warp_error` and :func:`ink_variation`
     over a batch of clips.
 
-    ``clips``: (B, C, F, H, W) in [-1, 1]. Returns a dict of Python floats.
+    ``clips``: (B, C, F, H, W) in [-1, 1]; clips in [0, 1] or 0..255 are an error unless
+    ``value_range`` names their range (``chapter13.data.as_model_range``). Returns a dict of Python floats.
     """
-    clips = clips.detach().float().cpu().clamp(-1.0, 1.0)
+    _check_clips("clips", clips, measure=True)
+    _check_shift(max_shift, clips)
+    clips = as_model_range(clips.detach().float().cpu(), value_range, "clips").clamp(-1.0, 1.0)
     return {
         "frame_difference": float(frame_difference(clips).mean()),
         "relative_flicker": float(relative_flicker(clips).mean()),
@@ -610,7 +647,7 @@ def sample_clips(
     ``eta=1`` (default) adds DDPM's posterior noise at every step (Song et al. 2021, eq. 16); for these
     small, briefly trained models it gave cleaner strokes than the deterministic ``eta=0``.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     shape = (n, model.in_channels, frames, size, size)
     return sample_ddim(model, model.schedule, shape, steps=steps, eta=eta, generator=gen, progress=progress)
 

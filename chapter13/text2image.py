@@ -26,6 +26,7 @@ from chapter13.captions import (
     normalize,
     stroke_width,
 )
+from chapter13.config import check_seed
 from chapter13.diffusion import DiffusionModel, sample_ddim
 from chapter13.evaluate import classify
 from chapter13.guidance import GuidedModel
@@ -186,6 +187,17 @@ class TextToImageUNet(DiffusionModel):
         self._text_cache.clear()
 
 
+def _as_prompts(prompts: object) -> list[str]:
+    """A list of captions from a string or a sequence of strings; a clear error otherwise."""
+    if isinstance(prompts, str):
+        return [prompts]
+    if isinstance(prompts, list | tuple) and all(isinstance(p, str) for p in prompts):
+        return list(prompts)
+    raise TypeError(
+        f"prompts must be a caption or a list of captions (strings), got {type(prompts).__name__} {prompts!r}"
+    )
+
+
 def label_prompts(labels: torch.Tensor | list[int]) -> list[str]:
     """The default caption of each digit label (what ``--label D`` asks for): 3 → "a handwritten digit 3"."""
     return [default_caption(int(d)) for d in torch.as_tensor(labels).flatten().tolist()]
@@ -212,16 +224,15 @@ def generate(
     tensor gives each image its own scale. ``seed`` (or ``generator``, or the start noise ``x_T``)
     fixes the randomness. With ``return_trajectory`` also the list of intermediate diffusion states.
     """
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    cond = model.encode_text(list(prompts))
-    null = model.null_condition(1)
+    prompts = _as_prompts(prompts)
+    guided = GuidedModel(model, model.null_condition(1), guidance)  # checks the scale before any work
     if generator is None and seed is not None:
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(check_seed(seed))
+    cond = model.encode_text(prompts)
     device = next(model.parameters()).device
     shape = (len(prompts), *model.sample_shape)
     out = sample_ddim(
-        GuidedModel(model, null, guidance),
+        guided,
         model.schedule,
         shape,
         steps=steps,
@@ -267,7 +278,7 @@ def cross_attention_maps(
     words of each prompt (``maps[b, i]`` belongs to ``words[b][i]``).
     """
 
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    prompts = _as_prompts(prompts)
     total = torch.zeros(len(prompts), model.context_length, size, size)
     calls = [0]
 
@@ -341,6 +352,8 @@ def measure_attributes(images: torch.Tensor, prompt: str) -> dict[str, Any]:
     digits were made.
     """
     want = parse_prompt(prompt)
+    if isinstance(images, torch.Tensor) and len(images) == 0:
+        raise ValueError("no images to measure: got an empty batch")
     centre = ink_centroid(images).mean(0)
     out: dict[str, Any] = {
         **want,

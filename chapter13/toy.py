@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chapter13.config import torch_threads
+from chapter13.config import check_finite, check_model_input, check_seed, torch_threads
 from chapter13.diffusion import NoiseSchedule, diffusion_loss
 from chapter13.train import TrainResult, fit
 from chapter13.unet import SinusoidalTimeEmbedding
@@ -54,9 +54,11 @@ def make_toy_data(name: str = "spiral", n: int = 4000, *, seed: int = 0, noise: 
     """
     if name not in TOY_DATASETS:
         raise ValueError(f"unknown toy data set {name!r}; choose one of {TOY_DATASETS}")
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    g = torch.Generator().manual_seed(seed)
+    if not check_finite(noise, "noise") >= 0:
+        raise ValueError(f"noise is a standard deviation and must be >= 0, got {noise}")
+    g = torch.Generator().manual_seed(check_seed(seed))
     if name == "spiral":
         theta = torch.sqrt(torch.rand(n, generator=g)) * 4 * math.pi + 0.5
         r = 0.9 * theta / (4 * math.pi + 0.5)
@@ -109,6 +111,7 @@ class ToyDenoiser(nn.Module):
         self.out = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        check_model_input(x, self, "x")
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
         if t.shape != (x.shape[0],):
@@ -162,12 +165,22 @@ def chamfer_distance(samples: Tensor, data: Tensor) -> tuple[float, float]:
 
     samples: (N, 2), data: (M, 2) -> (precision distance, coverage distance); both 0 for a perfect fit.
     """
+    if not isinstance(samples, Tensor) or not isinstance(data, Tensor):
+        raise TypeError(
+            f"samples and data must be tensors, got {type(samples).__name__} and {type(data).__name__}"
+        )
     if samples.dim() != 2 or data.dim() != 2 or samples.shape[1] != data.shape[1]:
         raise ValueError(
             f"need (N, d) and (M, d) point sets, got {tuple(samples.shape)} and {tuple(data.shape)}"
         )
+    if len(samples) == 0 or len(data) == 0:
+        raise ValueError(
+            f"need at least one point in each set, got {len(samples)} samples and {len(data)} data points"
+        )
     if not torch.isfinite(samples).all():
         raise ValueError("samples contain NaN or infinity")
+    if not torch.isfinite(data).all():
+        raise ValueError("data contain NaN or infinity")
     d = torch.cdist(samples.double(), data.double())
     return float(d.min(dim=1).values.mean()), float(d.min(dim=0).values.mean())
 
@@ -182,6 +195,10 @@ def denoising_field(
     it points from x towards where the noisy data at step t are dense, and it is the direction in which
     every reverse step moves x (DDPM eq. 11). Returns grid points (n*n, 2) and vectors (n*n, 2).
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int (grid points per side), got {n!r}")
+    if not check_finite(limit, "limit") > 0:
+        raise ValueError(f"limit must be a positive half-width, got {limit}")
     axis = torch.linspace(-limit, limit, n)
     gx, gy = torch.meshgrid(axis, axis, indexing="xy")
     points = torch.stack([gx.flatten(), gy.flatten()], dim=1)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chapter13.attention import CrossAttention2d, SelfAttention2d, norm_groups, zero_init
+from chapter13.config import check_model_input
 
 __all__ = [
     "ChannelPlan",
@@ -427,6 +428,7 @@ class UNet(nn.Module):
         Returns:
             (B, C_out, H, W).
         """
+        check_model_input(x, self, "x")
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if context is not None and self.context_dim is None:

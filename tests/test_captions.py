@@ -215,3 +215,38 @@ def test_template_choice():
     assert (canonical.template == 0).all()
     with pytest.raises(ValueError, match="templates must be"):
         C.captioned_digits("test", limit=5, templates=[7])
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def test_attribute_measures_refuse_other_pixel_ranges_and_nan():
+    x = load_mnist("test", limit=4)[0]
+    for measure in (C.stroke_width, C.ink_centroid, C.ink_extent):
+        with pytest.raises(ValueError, match=r"x \* 2 - 1"):
+            measure((x + 1) / 2)  # every pixel counted as ink before
+        with pytest.raises(TypeError, match=r"127\.5"):
+            measure(((x + 1) * 127.5).long())
+        with pytest.raises(ValueError, match="NaN"):
+            measure(x * float("nan"))
+        assert measure(x[:0]).shape[0] == 0  # an empty batch gives empty measurements
+    with pytest.raises(ValueError, match="threshold"):
+        C.stroke_width(x, float("nan"))
+
+
+def test_caption_and_data_set_arguments_are_checked():
+    with pytest.raises(ValueError, match="template"):
+        C.caption_for(3, template=1.5)
+    with pytest.raises(ValueError, match="limit"):
+        C.captioned_digits("test", limit=-5)
+    with pytest.raises(ValueError, match="copies"):
+        C.captioned_digits("test", limit=4, copies=2.5)
+    with pytest.raises(ValueError, match="templates"):
+        C.captioned_digits("test", limit=4, templates=[1.5])  # was truncated to template 1
+    with pytest.raises(TypeError, match="seed"):
+        C.captioned_digits("test", limit=4, seed=2.5)
+    data = C.captioned_digits("test", limit=4)
+    with pytest.raises(ValueError, match=r"0\.\.3"):
+        data.subset([10**6])
+    with pytest.raises(TypeError, match="integer rows"):
+        data.subset([1.5])

@@ -13,7 +13,7 @@ from torch import nn
 from chapter13 import checkpoints, codelab
 from chapter13.book import sec13_6 as book
 from chapter13.codelab import PatchUNet
-from chapter13.cost import macs_per_image
+from chapter13.cost import macs_per_image, parameter_count
 from chapter13.diffusion import NoiseSchedule
 from chapter13.exercises import sec13_6 as ex
 from chapter13.recipes import codelab as recipe
@@ -237,3 +237,21 @@ def test_checkers_accept_the_solutions_and_reject_wrong_answers(capsys):
     ):
         assert checker(None) is False
     assert capsys.readouterr().out.count("Not attempted yet") == 5
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def test_sample_digits_checks_device_seed_batch_size_and_dtype():
+    torch.manual_seed(0)
+    model = PatchUNet(base_channels=8, channel_mults=(1,), T=20).eval()
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        codelab.sample_digits(model, 2, steps=2, device="gpu")
+    with pytest.raises(ValueError, match="seed"):
+        codelab.sample_digits(model, 2, steps=2, seed=2**70)
+    with pytest.raises(ValueError, match="batch_size"):
+        codelab.sample_digits(model, 2, steps=2, batch_size=0)
+    with pytest.raises(TypeError, match="float16"):
+        model(torch.zeros(1, 1, 28, 28).half(), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        parameter_count("model")

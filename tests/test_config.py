@@ -104,3 +104,67 @@ def test_torch_threads_sets_and_restores():
             pass
     finally:
         torch.set_num_threads(before)
+
+
+# --- checks shared by the package (issue 17) --------------------------------------------------------------
+
+
+def test_check_device_names_the_fix(monkeypatch):
+    assert config.check_device("cpu") == torch.device("cpu") and config.check_device(None) is None
+    for bad in ("gpu", "cpu:x", ""):
+        with pytest.raises(ValueError, match="unknown device"):
+            config.check_device(bad)
+    with pytest.raises(TypeError, match="string"):
+        config.check_device(5)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="none is available here"):
+        config.check_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"1 CUDA GPU\(s\), numbered 0\.\.0"):
+        config.check_device("cuda:3")
+
+
+def test_default_device_refuses_a_misspelt_override(monkeypatch):
+    monkeypatch.setenv("CH13_DEVICE", "gpu")
+    with pytest.raises(ValueError, match="CH13_DEVICE='gpu'"):
+        config.default_device()
+
+
+def test_seeds_threads_and_numbers_are_checked():
+    for bad in (2**70, -(2**63) - 1):
+        with pytest.raises(ValueError, match="seed"):
+            config.check_seed(bad)
+    with pytest.raises(ValueError, match="seed"):
+        config.check_seed(-1, 0)
+    with pytest.raises(TypeError, match="seed"):
+        config.check_seed(2.5)
+    with pytest.raises(ValueError, match="seed"):
+        config.seed_everything(2**70)  # was an overflow inside Python's random
+    assert config.check_seed(np.int64(3)) == 3
+    with pytest.raises(ValueError, match="int"), config.torch_threads(2.5):
+        pass
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            config.check_finite(bad, "x")
+    for bad in ("1", True, torch.tensor(1.0)):
+        with pytest.raises(TypeError, match="number"):
+            config.check_finite(bad, "x")
+    assert config.check_finite(np.float32(2.0), "x") == 2.0
+
+
+def test_check_model_input_names_dtype_and_device():
+    model = torch.nn.Linear(2, 2)
+    x = torch.zeros(1, 2)
+    config.check_model_input(x, model)
+    with pytest.raises(TypeError, match="from_numpy"):
+        config.check_model_input(x.numpy(), model)
+    with pytest.raises(TypeError, match=r"x\.float\(\)"):
+        config.check_model_input(x.long(), model)
+    with pytest.raises(TypeError, match=r"x\.to\(torch\.float32\)"):
+        config.check_model_input(x.half(), model)
+    with pytest.raises(ValueError, match="is on meta but the model is on cpu"):
+        config.check_model_input(x.to("meta"), model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        config.check_model_input(x.bfloat16(), model)  # mixed precision is fine
+    config.check_model_input(x.long(), torch.nn.ReLU())  # no weights: nothing to compare with

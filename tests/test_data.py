@@ -105,3 +105,50 @@ def test_shipped_files_match_the_source_archive(tmp_path):
         assert (tmp_path / "MNIST" / "raw" / name).read_bytes() == (
             DATA_DIR / "MNIST" / "raw" / name
         ).read_bytes()
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def test_load_mnist_refuses_limits_that_are_not_positive_ints():
+    for limit in (-5, 0):
+        with pytest.raises(ValueError, match="positive"):
+            data.load_mnist("test", limit=limit)  # -5 used to return 995 digits
+    for limit in (2.5, "5", True):
+        with pytest.raises(TypeError, match="limit"):
+            data.load_mnist("test", limit=limit)
+    assert len(data.load_mnist("test", limit=3)[0]) == 3
+
+
+def test_as_model_range_checks_or_converts():
+    x = torch.tensor([[-1.0, 0.2, 1.0]])
+    assert data.as_model_range(x) is x
+    with pytest.raises(ValueError, match=r"value_range=\(0, 1\)"):
+        data.as_model_range((x + 1) / 2)
+    with pytest.raises(ValueError, match=r"value_range=\(0, 255\)"):
+        data.as_model_range((x + 1) * 127.5)
+    with pytest.raises(ValueError, match=r"model range \[-1, 1\]"):
+        data.as_model_range(x * 1.8)
+    unit = torch.tensor([0.0, 0.5, 1.0])
+    assert torch.allclose(data.as_model_range(unit, (0, 1)), torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.allclose(
+        data.as_model_range(torch.tensor([0.0, 255.0]), (0, 255)), torch.tensor([-1.0, 1.0])
+    )
+    bright = torch.tensor([0.1, 0.9])
+    assert data.as_model_range(bright, (-1, 1)) is bright  # told the range: no [0, 1] guess
+    for bad in ((1, 0), (float("nan"), 1)):
+        with pytest.raises(ValueError, match="value_range"):
+            data.as_model_range(unit, bad)
+    with pytest.raises(TypeError, match="value_range"):
+        data.as_model_range(unit, "01")
+    with pytest.raises(ValueError, match="outside value_range"):
+        data.as_model_range(torch.tensor([5.0]), (0, 1))
+
+
+def test_to_model_range_takes_only_bytes():
+    with pytest.raises(TypeError, match="uint8"):
+        data.to_model_range(torch.zeros(1, 28, 28))  # floats in [-1, 1] would be shifted again
+    with pytest.raises(TypeError, match="from_numpy"):
+        data.to_model_range(np.zeros((1, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match="train_per_class"):
+        data.split_balanced(np.arange(50) % 10, -1, 1)

@@ -328,3 +328,61 @@ def test_eps_from_v_recovers_the_noise():
     torch.testing.assert_close(schedule.predict_x0(x_t, t, schedule.eps_from_v(x_t, t, v))[:3], x0[:3])
     with pytest.raises(ValueError, match="shape of x_t"):
         schedule.eps_from_v(x_t, t, v[:, :, :4])
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def test_a_timestep_out_of_range_is_an_index_error_and_a_value_error():
+    schedule = NoiseSchedule.linear(10)
+    for error in (IndexError, ValueError):
+        with pytest.raises(error, match=r"0\.\.9"):
+            schedule.q_sample(torch.zeros(2, 2), 10)
+        with pytest.raises(error, match=r"0\.\.9"):
+            schedule.ddpm_step(torch.zeros(2, 2), 10, torch.zeros(2, 2))
+
+
+def test_schedules_refuse_non_finite_and_non_numeric_parameters():
+    for name, make in (
+        ("s", lambda: NoiseSchedule.cosine(10, s=math.inf)),  # the parameter is named, not the betas
+        ("width", lambda: NoiseSchedule.sigmoid(10, width=math.inf)),
+        ("beta_end", lambda: NoiseSchedule.linear(10, beta_end=math.nan)),
+        ("alpha_bars", lambda: NoiseSchedule.from_alpha_bars([0.9, math.nan])),
+    ):
+        with pytest.raises(ValueError, match=rf"^{name} (must be a finite|contain NaN)"):
+            make()
+    with pytest.raises(TypeError, match="numbers"):
+        NoiseSchedule(["a", "b"])
+
+
+def test_q_sample_refuses_nan_data_and_noise_that_is_not_a_tensor():
+    schedule = NoiseSchedule.linear(10)
+    with pytest.raises(ValueError, match="NaN"):
+        schedule.q_sample(torch.full((2, 2), math.nan), 3)
+    with pytest.raises(TypeError, match="noise must be a tensor"):
+        schedule.q_sample(torch.zeros(2, 2), 3, noise=np.zeros((2, 2)))
+
+
+def test_samplers_name_bad_devices_dtypes_generators_shapes_and_start_noise():
+    schedule = NoiseSchedule.linear(10)
+
+    def model(x, t):
+        return torch.zeros_like(x)
+
+    def ddim(**kw):
+        return sample_ddim(model, schedule, kw.pop("shape", (2, 2)), steps=2, progress=False, **kw)
+
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        ddim(device="gpu")
+    with pytest.raises(ValueError, match="x_T contains NaN"):
+        ddim(x_T=torch.full((2, 2), math.nan))  # was a FloatingPointError after sampling
+    with pytest.raises(TypeError, match="x_T must be a tensor"):
+        ddim(x_T=np.zeros((2, 2)))
+    with pytest.raises(TypeError, match=r"floating-point torch\.dtype"):
+        ddim(dtype=torch.int64)
+    with pytest.raises(TypeError, match=r"torch\.Generator"):
+        ddim(generator=123)
+    with pytest.raises(TypeError, match="tuple of ints"):
+        ddim(shape=(2.5, 2))  # was silently truncated to 2
+    with pytest.raises(ValueError, match="unknown device"):
+        sample_ddpm(model, schedule, (2, 2), steps=2, progress=False, device="cpu:x")

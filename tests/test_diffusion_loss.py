@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import pkgutil
 
 import pytest
@@ -292,3 +293,40 @@ def test_video_loss_with_zero_consistency_weight_is_the_native_loss(gamma):
     assert full > video  # the frame-difference term is non-negative, and positive here
     if gamma is None:
         assert not torch.allclose(video, in_eps, rtol=1e-3), "ε- and v-space differ for a v-model"
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+class _Scale(torch.nn.Module):
+    """ε̂ = w x: one weight, so that the loss can see the model's dtype and device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x * self.w
+
+
+def test_loss_refuses_empty_batches_nan_data_and_mismatched_inputs():
+    schedule, model = NoiseSchedule.linear(10), _Scale()
+    x0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="empty batch"):
+        diffusion_loss(model, schedule, x0[:0])  # was NaN
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        diffusion_loss(model, schedule, x0 * math.nan)
+    with pytest.raises(TypeError, match=r"x0 is torch.float16 but the model's weights are torch.float32"):
+        diffusion_loss(model, schedule, x0.half())
+    with pytest.raises(ValueError, match="x0 is on meta but the model is on cpu"):
+        diffusion_loss(model, schedule, x0.to("meta"))
+    assert torch.isfinite(diffusion_loss(model, schedule, x0))
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"min_snr_gamma": math.nan}, {"min_snr_gamma": math.inf}, {"p_uncond": math.nan}]
+)
+def test_loss_refuses_non_finite_weights(kwargs):
+    x0 = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="finite"):
+        diffusion_loss(_Scale(), NoiseSchedule.linear(10), x0, null={}, **kwargs)

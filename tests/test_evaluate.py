@@ -215,3 +215,83 @@ def test_shipped_classifier_is_confident_on_digits_and_not_on_noise(scored_test_
     # noise is far from real digits in feature space, much farther than two halves of the test set
     real_fd = evaluate.frechet_distance(feats[::2], feats[1::2])
     assert fake["frechet_distance"] > 5 * real_fd
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def _few_digits(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_mnist("test")
+    index = torch.arange(n) * (len(x) // n)
+    return x[index], y[index]
+
+
+def test_sample_metrics_refuses_unit_and_byte_images_and_converts_when_told():
+    x, _ = _few_digits()
+    with pytest.raises(ValueError, match=r"look like \[0, 1\] images.*x \* 2 - 1.*value_range=\(0, 1\)"):
+        evaluate.sample_metrics((x + 1) / 2)  # was scored as if in [-1, 1]: confident 0.0
+    with pytest.raises(ValueError, match=r"0\.\.255 pixels.*x / 127\.5 - 1"):
+        evaluate.sample_metrics((x + 1) * 127.5)
+    want = evaluate.sample_metrics(x)
+    for images, value_range in (((x + 1) / 2, (0, 1)), (((x + 1) * 127.5).round(), (0, 255))):
+        got = evaluate.sample_metrics(images, value_range=value_range)
+        assert got["class_histogram"] == want["class_histogram"]
+        assert got["confident_fraction"] == pytest.approx(want["confident_fraction"], abs=1 / len(x))
+    with pytest.raises(ValueError, match="outside value_range"):
+        evaluate.classify(x, value_range=(0, 1))
+
+
+def test_class_histogram_refuses_labels_it_would_drop():
+    with pytest.raises(ValueError, match=r"classes 0\.\.9.*2\.\.12"):
+        evaluate.class_histogram(torch.tensor([12, 2]))  # the 12 used to vanish
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        evaluate.class_histogram(torch.tensor([-1, 2]))
+    with pytest.raises(TypeError, match=r"argmax\(1\)"):
+        evaluate.class_histogram(torch.rand(4, 10))
+    assert evaluate.class_histogram([3, 3, 1]) == [0, 1, 0, 2, 0, 0, 0, 0, 0, 0]
+    assert evaluate.class_histogram(np.array([9])) == [0] * 9 + [1]
+
+
+def test_confident_fraction_refuses_empty_nan_and_thresholds_outside_0_1():
+    for probs in (torch.zeros(0, 10), torch.full((2, 10), math.nan)):
+        with pytest.raises(ValueError):
+            evaluate.confident_fraction(probs)
+    with pytest.raises(TypeError, match="tensor"):
+        evaluate.confident_fraction(np.full((2, 10), 0.1))
+    for threshold in (math.nan, math.inf, -0.1, 1.5):
+        with pytest.raises(ValueError, match="threshold"):
+            evaluate.confident_fraction(torch.full((2, 10), 0.1), threshold)
+
+
+def test_counts_and_features_with_nan_are_refused():
+    with pytest.raises(ValueError, match="finite"):
+        evaluate.normalised_entropy([math.nan, 1.0])  # was -0.0
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate.frechet_distance(np.full((4, 2), math.nan), np.zeros((4, 2)))  # was a LinAlgError
+    with pytest.raises(TypeError):
+        evaluate.frechet_distance([["a", "b"]] * 3, np.zeros((3, 2)))
+
+
+def test_the_classifier_names_dtype_device_and_batch_fixes():
+    x, y = _few_digits(4)
+    classifier = evaluate.load_classifier()
+    with pytest.raises(TypeError, match=r"x\.to\(torch\.float32\)"):
+        classifier(x.half())
+    with pytest.raises(TypeError, match="floating point"):
+        classifier(x.long())
+    with pytest.raises(ValueError, match="is on meta but the model is on cpu"):
+        classifier(x.to("meta"))
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        evaluate.load_classifier("gpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate.classify(x, batch_size=0)
+    with pytest.raises(ValueError, match="empty batch"):
+        evaluate.accuracy(classifier, x[:0], y[:0])
+    with pytest.raises(ValueError, match="one label per image"):
+        evaluate.make_outliers(x, y[:3])
+    with pytest.raises(ValueError, match="max_shift"):
+        evaluate.augment(x, max_shift=-1)
+    with pytest.raises(ValueError, match="max_rotation_deg"):
+        evaluate.augment(x, max_rotation_deg=math.nan)
+    with pytest.raises(TypeError, match="integer digits"):
+        evaluate.class_accuracy(x, [2.5] * 4)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -548,3 +550,50 @@ def test_measure_attributes_reads_real_captioned_digits():
         text2image.measure_attributes(thick.images, "a thick 3")["stroke_width"]
         > 1.5 * (text2image.measure_attributes(thin.images, "a thin 3")["stroke_width"])
     )
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def _conditional(x: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x + context[:, :1].expand_as(x)
+
+
+@pytest.mark.parametrize(
+    "scale", [math.inf, -math.inf, math.nan, torch.tensor(math.nan), torch.tensor([1.0, math.inf, 2.0])]
+)
+def test_guidance_scales_must_be_finite(scale):
+    x, t = torch.randn(3, 2), torch.zeros(3, dtype=torch.long)
+    cond, null = {"context": torch.ones(3, 2)}, {"context": torch.zeros(1, 2)}
+    with pytest.raises(ValueError, match="finite"):
+        guidance.guided_epsilon(_conditional, x, t, cond, null, scale)  # inf used to give NaN
+    with pytest.raises(ValueError, match="finite"):
+        guidance.GuidedModel(_conditional, null, scale)  # refused when built, before any sampling
+
+
+def test_weight_conversions_and_conditions_are_checked():
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="finite"):
+            guidance.scale_from_w(bad)
+        with pytest.raises(ValueError, match="finite"):
+            guidance.w_from_scale(bad)
+    with pytest.raises(TypeError, match="number"):
+        guidance.scale_from_w("2")
+    null = {"context": torch.zeros(1, 2)}
+    with pytest.raises(TypeError, match="tensors"):
+        guidance.drop_condition({"context": np.ones((3, 2))}, null, 0.5)
+    with pytest.raises(TypeError, match="tensors"):
+        guidance.expand_null({"context": np.zeros((1, 2))}, {"context": torch.ones(3, 2)})
+    with pytest.raises(TypeError, match="t must be"):
+        guidance.guided_epsilon(
+            _conditional, torch.randn(3, 2), np.zeros(3), {"context": torch.ones(3, 2)}, null, 2.0
+        )
+
+
+def test_generate_checks_prompts_guidance_and_seed(text_model):
+    with pytest.raises(TypeError, match="list of captions"):
+        text2image.generate(text_model, 5, steps=2)
+    with pytest.raises(ValueError, match="finite"):
+        text2image.generate(text_model, "a handwritten digit 3", guidance=math.inf, steps=2)
+    with pytest.raises(ValueError, match="seed"):
+        text2image.generate(text_model, "a handwritten digit 3", seed=2**70, steps=2)

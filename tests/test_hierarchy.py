@@ -173,3 +173,53 @@ def test_hierarchy_figures_moved_to_plotting():
         assert np.allclose(enhancement_ax.get_lines()[0].get_ydata(), [r["enhancement"] for r in rows])
     finally:
         plt.close("all")
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"noise_std": float("nan")},
+        {"noise_std": float("inf")},
+        {"noise_std": -1.0},
+        {"noise_std": torch.ones(2)},
+        {"sample_rate": float("nan")},
+        {"sample_rate": 0.0},
+        {"jitter": float("nan")},
+        {"n_samples": 0},
+    ],
+)
+def test_auditory_code_refuses_bad_parameters(kwargs):
+    with pytest.raises(ValueError):
+        H.auditory_code(torch.tensor([1, 2, 3]), **kwargs)  # nan/inf/0 Hz used to give NaN sounds
+
+
+def test_auditory_code_takes_a_list_and_refuses_fractional_labels():
+    assert H.auditory_code([1, 2]).shape == (2, 1, 256)
+    with pytest.raises(TypeError, match="integer"):
+        H.auditory_code(torch.tensor([1.5]))
+
+
+def test_image_noise_sizes_and_model_inputs_are_checked():
+    x = torch.zeros(4, 1, 28, 28)
+    for std in (float("nan"), float("inf"), torch.ones(3)):
+        with pytest.raises(ValueError, match="noise_std"):
+            H.add_image_noise(x, std)
+    with pytest.raises(TypeError, match="tensor"):
+        H.add_image_noise(x.numpy(), 0.1)
+    with pytest.raises(ValueError, match="image_size"):
+        H.HierarchicalCNN(image_size="28")  # was read as (2, 8)
+    with pytest.raises(ValueError, match="in_channels"):
+        H.HierarchicalCNN(in_channels=0)
+    model = H.TwoStreamFusion()
+    with pytest.raises(TypeError, match="float16"):
+        model.visual(x.half())
+    y = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="batch_size"):
+        H.evaluate_fusion(model, x, y, [(0.1, 0.1)], batch_size=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        H.evaluate_fusion(model, x[:0], y[:0], [(0.1, 0.1)])
+    with pytest.raises(ValueError, match="n_probes"):
+        H.empirical_receptive_field(model.visual, "V1", -1)

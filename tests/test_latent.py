@@ -97,3 +97,41 @@ def test_latent_model_samples_and_decodes(vae):
     clone.load_state_dict(model.state_dict())
     again = generate(clone.eval(), ["a handwritten digit 3", "a thin 5"], guidance=2.0, steps=3)
     torch.testing.assert_close(again, images)
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kl_weight", [math.nan, math.inf, -1.0])
+def test_vae_loss_refuses_a_bad_kl_weight(vae, kl_weight):
+    with pytest.raises(ValueError, match="kl_weight"):
+        latent.vae_loss(vae, torch.rand(2, 1, 28, 28) * 2 - 1, kl_weight)  # nan/inf gave a NaN loss
+
+
+def test_vae_loss_refuses_empty_nan_and_mistyped_batches(vae):
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    with pytest.raises(ValueError, match="empty batch"):
+        latent.vae_loss(vae, x[:0])
+    with pytest.raises(ValueError, match="NaN"):
+        latent.vae_loss(vae, x * math.nan)
+    with pytest.raises(TypeError, match="float16"):
+        latent.vae_loss(vae, x.half())
+    with pytest.raises(TypeError, match="from_numpy"):
+        latent.vae_loss(vae, x.numpy())
+    with pytest.raises(TypeError, match="number"):
+        latent.vae_loss(vae, x, "1e-4")
+
+
+def test_vae_arguments_are_checked(vae):
+    with pytest.raises(ValueError, match="3 widths"):
+        latent.VAE(channels=(8, 8))
+    with pytest.raises(ValueError, match="latent_channels"):
+        latent.VAE(latent_channels=0)
+    with pytest.raises(ValueError, match="same shape"):
+        latent.kl_divergence(torch.zeros(2, 4), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="non-empty"):
+        vae.fit_latent_scale(torch.zeros(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="batch_size"):
+        vae.fit_latent_scale(torch.zeros(2, 1, 28, 28), 0)
+    with pytest.raises(TypeError, match="float16"):
+        vae.decode(torch.zeros(1, 4, 8, 8).half())

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from chapter13 import multimodal as M
-from chapter13.captions import TEMPLATES, attribute_combinations, caption_for, normalize
+from chapter13.captions import TEMPLATES, attribute_combinations, caption_for, captioned_digits, normalize
 from chapter13.recipes import clip as recipe
 from chapter13.train import TrainResult
 
@@ -454,3 +454,91 @@ def test_caption_similarity_is_the_cosine_matrix_of_the_pairs():
     assert sim.shape == (5, 5)
     expected = M.similarity_matrix(M.embed_images(model, data.images), M.embed_texts(model, data.captions))
     torch.testing.assert_close(sim, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    torch.manual_seed(0)
+    return M.TinyCLIP(
+        image_width=8, image_dim=16, text_dim=16, text_depth=1, text_heads=2, joint_dim=8
+    ).eval()
+
+
+def test_embed_texts_reads_one_string_as_one_caption(tiny_clip):
+    one = M.embed_texts(tiny_clip, "a digit 3")  # used to split into characters
+    assert one.shape == (1, 8)
+    assert torch.allclose(one, M.embed_texts(tiny_clip, ["a digit 3"]))
+    with pytest.raises(TypeError, match="list of strings"):
+        M.embed_texts(tiny_clip, None)
+
+
+def test_contrastive_loss_blames_the_embeddings_dtype_not_the_temperature():
+    emb = F.normalize(torch.randn(4, 8), dim=-1)
+    with pytest.raises(TypeError, match="image_emb must be a floating-point tensor"):
+        M.contrastive_loss(emb.long(), emb.long())
+    with pytest.raises(TypeError, match="float16"):
+        M.contrastive_loss(emb.half(), emb)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_contrastive_loss_refuses_a_non_finite_logit_scale(value):
+    emb = F.normalize(torch.randn(4, 8), dim=-1)
+    with pytest.raises(ValueError, match="logit_scale"):
+        M.contrastive_loss(emb, emb, logit_scale=torch.tensor(value))
+
+
+def test_scales_and_embeddings_are_checked():
+    emb = F.normalize(torch.randn(4, 8), dim=-1)
+    with pytest.raises(ValueError, match="NaN"):
+        M.contrastive_loss(emb * math.nan, emb)
+    with pytest.raises(ValueError, match="max_scale"):
+        M.clamped_scale(torch.tensor(1.0), 0.0)  # was "math domain error"
+    with pytest.raises(ValueError, match="max_logit_scale"):
+        M.TinyCLIP(max_logit_scale=math.inf)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        M.symmetric_cross_entropy(torch.eye(3) * math.nan)
+    a_float = M.contrastive_loss(emb, emb, logit_scale=2.0)
+    assert a_float == M.contrastive_loss(emb, emb, logit_scale=torch.tensor(2.0))
+
+
+def test_recall_at_k_refuses_empty_nan_and_fractional_k():
+    sim, rel = torch.randn(3, 5), torch.eye(3, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match="at least one query"):
+        M.recall_at_k(sim[:0], rel[:0])  # was {1: nan, ...}
+    with pytest.raises(ValueError, match="NaN"):
+        M.recall_at_k(sim * math.nan, rel)
+    with pytest.raises(ValueError, match="int >= 1"):
+        M.recall_at_k(sim, rel, [2.5])
+    with pytest.raises(TypeError, match="tensors"):
+        M.recall_at_k(sim.numpy(), rel.numpy())
+
+
+def test_towers_and_helpers_name_the_fix(tiny_clip):
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    with pytest.raises(TypeError, match="float16"):
+        tiny_clip.encode_image(x.half())
+    with pytest.raises(ValueError, match="empty batch"):
+        M.embed_images(tiny_clip, x[:0])  # was torch.cat of nothing
+    with pytest.raises(ValueError, match="batch_size"):
+        M.embed_images(tiny_clip, x, batch_size=0)
+    ids, mask = M.Tokenizer().encode(["a digit 3"])
+    with pytest.raises(ValueError, match="vocabulary"):
+        tiny_clip.text_encoder(ids + 1000, mask)
+    with pytest.raises(ValueError, match="vocabulary"):
+        M.Tokenizer().decode(torch.tensor([[999]]))
+    with pytest.raises(TypeError, match="string or a list"):
+        M.Tokenizer().encode(5)
+    for prompts in ("a zero", ["a zero", "a one"]):
+        with pytest.raises(TypeError, match="per class"):
+            M.class_embeddings(tiny_clip, prompts)
+    accuracy = M.zero_shot_accuracy(tiny_clip, x, [0, 1])  # labels as a list
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_retrieval_metrics_reports_none_for_a_kind_the_data_lack(tiny_clip):
+    seen_only = captioned_digits("train", limit=12)  # the training split holds no held-out pair
+    metrics = M.retrieval_metrics(tiny_clip, seen_only)
+    assert metrics["i2t_R@1_held_out"] is None and 0.0 <= metrics["i2t_R@1_seen"] <= 1.0

@@ -165,3 +165,54 @@ def test_tones_bad_arguments():
         tones(2, pitches=(-1.0,))
     with pytest.raises(ValueError, match="attack"):
         adsr_envelope(10, -0.1, 0.1, 0.5, 0.1)
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def test_bounce_refuses_non_finite_input_and_takes_lists():
+    start, velocity = np.zeros((1, 2)), np.ones((1, 2))
+    for limit in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="limit"):
+            bounce(start, velocity, 5, limit)
+    with pytest.raises(ValueError, match="velocity"):
+        bounce(start, velocity * math.nan, 5, 10.0)
+    with pytest.raises(ValueError, match="frames"):
+        bounce(start, velocity, 2.5, 10.0)
+    assert bounce([[0.0, 0.0]], [[1.0, 1.0]], 5, 10.0).shape == (1, 5, 2)
+    with pytest.raises(ValueError, match="sprites"):
+        render_clips(np.ones((1, 4, 4)), np.zeros((1, 2, 2)), 8)
+
+
+def test_moving_digits_checks_speed_seed_and_sizes():
+    with pytest.raises(ValueError, match="finite"):
+        moving_digits(2, 2, 16, speed=(1.0, math.inf))  # was an OverflowError inside NumPy
+    with pytest.raises(TypeError, match="pair"):
+        moving_digits(2, 2, 16, speed="fast")
+    with pytest.raises(ValueError, match="seed"):
+        moving_digits(2, 2, 16, seed=-1)
+    with pytest.raises(ValueError, match="smaller than the canvas"):
+        moving_digits(2, 2, 16, digit_size=40)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"pitches": [math.nan]},
+        {"harmonics": [1.0, -0.5]},
+        {"amplitude": (0.0, 5.0)},
+        {"amplitude": (math.nan, 1.0)},
+    ],
+)
+def test_tones_refuse_non_finite_or_out_of_range_parameters(kwargs):
+    with pytest.raises(ValueError):
+        tones(2, length=64, **kwargs)
+
+
+def test_envelopes_refuse_non_finite_times_and_rates():
+    for kwargs in ({"attack": math.nan}, {"decay": math.inf}, {"sample_rate": 0}):
+        args = {"length": 64, "attack": 0.01, "decay": 0.01, "sustain": 0.5, "release": 0.01, **kwargs}
+        with pytest.raises(ValueError):
+            adsr_envelope(**args)
+    with pytest.raises(ValueError, match="seed"):
+        tones(2, length=64, seed=-1)

@@ -594,3 +594,72 @@ def test_relative_flicker_hand_values():
     half[0, 0, 1, 0, 0] = 1.0  # u = [2, 0]
     # num = 4, den = 0.5 * (8 + 4) = 6
     assert relative_flicker(half).item() == pytest.approx(4 / 6)
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def _clips() -> torch.Tensor:
+    return moving_digits(2, frames=4, size=16, digit_size=8)[0]
+
+
+def test_temporal_metrics_refuse_empty_other_ranges_nan_and_huge_shifts():
+    clips = _clips()
+    with pytest.raises(ValueError, match="empty batch"):
+        temporal_metrics(clips[:0])  # was a dict of NaN
+    with pytest.raises(ValueError, match=r"x \* 2 - 1"):
+        temporal_metrics((clips + 1) / 2)  # was scored as if in [-1, 1]
+    with pytest.raises(TypeError, match=r"127\.5"):
+        temporal_metrics(((clips + 1) * 127.5).to(torch.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        temporal_metrics(clips.index_fill(0, torch.tensor([0]), math.nan))
+    with pytest.raises(ValueError, match="smaller than the frames"):
+        temporal_metrics(clips, max_shift=16)
+    want = temporal_metrics(clips)
+    got = temporal_metrics((clips + 1) / 2, value_range=(0, 1))
+    assert got == pytest.approx(want, abs=1e-6)
+
+
+def test_frame_measures_and_the_consistency_loss_refuse_non_finite_values():
+    clips = _clips()
+    broken = clips.index_fill(0, torch.tensor([0]), math.nan)
+    for measure in (frame_difference, ink_variation, warp_error):
+        with pytest.raises(ValueError, match="NaN"):
+            measure(broken)
+    with pytest.raises(ValueError, match="background"):
+        warp_error(clips, 2, math.nan)
+    with pytest.raises(ValueError, match="temporal_weight"):
+        consistency_loss(clips, clips, math.inf)  # inf * 0 used to give NaN
+    with pytest.raises(TypeError, match="target"):
+        consistency_loss(clips, clips.numpy())
+
+
+def test_video_and_audio_models_name_dtype_and_device_fixes():
+    video = VideoUNet(**SMALL_VIDEO, temporal_downsample=False, T=20)
+    sound = AudioDiffusion(**SMALL_AUDIO, T=20)
+    clips, waves = _clips(), torch.zeros(2, 1, 64)
+    t = torch.zeros(2, dtype=torch.long)
+    for model, x in ((video, clips), (sound, waves)):
+        with pytest.raises(TypeError, match="float16"):
+            model(x.half(), t)
+        with pytest.raises(TypeError, match="floating point"):
+            model(x.long(), t)
+        with pytest.raises(ValueError, match="meta"):
+            model(x.to("meta"), t)
+
+
+def test_pitch_measures_refuse_infinite_rates_nan_waves_and_empty_batches():
+    waves = tones(2, length=256)[0]
+    with pytest.raises(ValueError, match="finite"):
+        dominant_frequency(waves, math.inf)  # was inf Hz
+    with pytest.raises(TypeError, match="number"):
+        dominant_frequency(waves, "4000")
+    with pytest.raises(ValueError, match="NaN"):
+        dominant_frequency(waves * math.nan, SAMPLE_RATE)
+    with pytest.raises(ValueError, match="empty batch"):
+        pitch_metrics(waves[:0], PITCHES, SAMPLE_RATE)  # was an MKL error
+    with pytest.raises(ValueError, match="positive frequencies"):
+        pitch_metrics(waves, [math.nan], SAMPLE_RATE)
+    for kwargs in ({"n_fft": 4096}, {"n_fft": 0}, {"hop": 0}):
+        with pytest.raises(ValueError, match=r"n_fft|hop"):
+            spectrogram(waves, **kwargs)

@@ -258,3 +258,29 @@ def test_check_ddpm_eta_and_respaced_beta():
     assert ex.check_respaced_beta(lambda ab_t, ab_prev: 1 - ab_t / ab_prev)
     assert not ex.check_respaced_beta(lambda ab_t, ab_prev: 1 - ab_t)
     assert not ex.check_respaced_beta(None)
+
+
+# --- bad input (issue 17) ------------------------------------------------------------------------------
+
+
+def test_toy_helpers_refuse_bad_input():
+    with pytest.raises(ValueError, match="noise"):
+        make_toy_data(n=8, noise=math.nan)  # was NaN points
+    with pytest.raises(ValueError, match="seed"):
+        make_toy_data(n=8, seed=2**70)
+    points = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="at least one point"):
+        chamfer_distance(points[:0], points)
+    with pytest.raises(ValueError, match="data contain NaN"):
+        chamfer_distance(points, points * math.nan)
+    with pytest.raises(TypeError, match="tensors"):
+        chamfer_distance(points.numpy(), points.numpy())
+    model, schedule = ToyDenoiser(hidden=16, depth=1, time_dim=8), NoiseSchedule.linear(20)
+    with pytest.raises(ValueError, match=r"0\.\.19"):
+        denoising_field(model, schedule, 5000)
+    with pytest.raises(ValueError, match="n must be"):
+        denoising_field(model, schedule, 3, n=-1)
+    with pytest.raises(ValueError, match="limit"):
+        denoising_field(model, schedule, 3, limit=math.nan)
+    with pytest.raises(TypeError, match="float16"):
+        model(points.half(), torch.zeros(4, dtype=torch.long))

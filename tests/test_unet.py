@@ -103,3 +103,12 @@ def test_bad_input():
     mc = UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, num_classes=3)
     with pytest.raises(ValueError, match=r"-1\.\.2"):
         mc(torch.randn(1, 1, 28, 28), torch.tensor([1]), class_labels=torch.tensor([3]))
+
+
+def test_unet_names_dtype_and_device_fixes():
+    model = UNet(base_channels=8, channel_mults=(1,), num_res_blocks=1)
+    t = torch.zeros(1, dtype=torch.long)
+    with pytest.raises(TypeError, match="float16"):
+        model(torch.zeros(1, 1, 28, 28).half(), t)
+    with pytest.raises(ValueError, match="meta"):
+        model(torch.zeros(1, 1, 28, 28, device="meta"), t)
