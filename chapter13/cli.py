@@ -11,7 +11,7 @@ status 2, never a traceback; ``--help`` and a good run exit 0. A traceback means
         return cli.run(lambda: _main(parser.parse_args(argv)), user_errors=(SampleError, CheckpointError))
 
 The front ends pass the error types they know to be the user's (``SampleError``, ``CheckpointError``);
-this module imports no other module of the package, so every command line can use it.
+it imports only ``config`` (for ``check_device``), so every command line can use it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-import torch
+from chapter13.config import check_device
 
 EXIT_USAGE = 2
 """The exit status of a user error (argparse's, too)."""
@@ -89,37 +89,15 @@ def run(body: Callable[[], int | None], *, user_errors: tuple[type[BaseException
 
 
 def device_arg(text: str) -> str:
-    """``argparse`` type for ``--device``: a device torch knows and this machine has (``cpu``,
-    ``cuda``, ``cuda:N``, ``mps``); a clear error otherwise, before any work is done."""
+    """``argparse`` type for ``--device``: ``config.check_device`` (a device torch knows and this
+    machine has: ``cpu``, ``cuda``, ``cuda:N``, ``mps``), its error as a one-line usage error."""
     try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError, TypeError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device; use cpu, cuda (or cuda:N) or mps, or leave --device out"
-        ) from None
-    if device.type == "cpu":
-        return str(device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: this machine has no CUDA GPU that PyTorch can use "
-                "(torch.cuda.is_available() is False); use --device cpu, or leave --device out"
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
-            )
-        return str(device)
-    if device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: Apple's MPS is not available on this machine; use --device cpu, or leave "
-                "--device out"
-            )
-        return str(device)
-    raise argparse.ArgumentTypeError(f"{text!r}: the package runs on cpu, cuda or mps only")
+        device = check_device(text)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(f"{error} (here: --device cpu, or leave --device out)") from None
+    if device.type == "meta":  # shapes only: the package's tests use it, a command line cannot
+        raise argparse.ArgumentTypeError(f"{text!r} holds no data; use --device cpu, cuda or mps")
+    return str(device)
 
 
 def writable_file(path: str | Path, flag: str = "--out") -> Path:

@@ -65,8 +65,6 @@ def pick(full: T = _MISSING, quick: T = _MISSING) -> T:  # type: ignore[assignme
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (CPU and CUDA); return a torch Generator seeded alike."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds code that uses the legacy global RNG

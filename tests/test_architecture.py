@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "chapter13"
 REGISTRY = "chapter13.recipes"
 
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations: no package imports", {"chapter13", "cli", "config", "cost", "attention", "guidance", "neuro", "recipes", "book", "book.*", "exercises"}),
-    ("math", {"data", "diffusion", "unet", "fitting"}),
+    ("foundations: no package imports", {"chapter13", "config", "cost", "attention", "guidance", "neuro", "recipes", "book", "book.*", "exercises"}),
+    ("math", {"cli", "data", "diffusion", "unet", "fitting"}),
     ("data sets and storage", {"captions", "synthetic", "checkpoints"}),
     ("models, measures and the training loop", {"evaluate", "multimodal", "codelab", "audio", "hierarchy", "train"}),
     ("models built on models", {"temporal", "text2image", "toy", "plotting"}),

@@ -173,13 +173,15 @@ def test_device_this_machine_lacks(no_sampling, tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "x.pt")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     err = _user_error([no_sampling, "--device", "cuda", "--out", out], capsys)
-    assert "no CUDA GPU" in err and "--device cpu" in err
+    assert "needs a CUDA GPU" in err and "--device cpu" in err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     err = _user_error([no_sampling, "--device", "cuda:3", "--out", out], capsys)
-    assert "1 CUDA device(s), cuda:0 to cuda:0" in err
+    assert "1 CUDA GPU(s), numbered 0..0" in err
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert "MPS is not available" in _user_error([no_sampling, "--device", "mps", "--out", out], capsys)
+    assert "MPS, which is not available" in _user_error(
+        [no_sampling, "--device", "mps", "--out", out], capsys
+    )
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", "", "meta"])
@@ -258,7 +260,7 @@ def test_corrupt_manifest(case, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--device", "gpu"], "'gpu' is not a device"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
         (["--data", "invalid JSON"], "manifest"),
     ],
     ids=["device", "manifest"],
