@@ -135,8 +135,10 @@ def load_mnist(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images scaled to [-1, 1] and labels, as tensors.
 
-    Returns ``x``: (N, 1, 28, 28) float32 and ``y``: (N,) int64. ``limit`` keeps the first
-    ``limit`` examples (useful in quick mode; a positive int, or None for all).
+    Returns ``x``: (N, 1, 28, 28) float32 and ``y``: (N,) int64, in the files' order (the bundled
+    subset is sorted by class). ``limit`` keeps ``limit`` examples that take the classes in turn
+    (:func:`interleave_classes`: a 0, a 1, ..., a 9, the next 0, ...), so that a small subset, or
+    the first row of a figure, holds every digit (a positive int, or None for all).
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise TypeError(f"limit must be a positive int (or None for the whole split), got {limit!r}")
@@ -147,8 +149,29 @@ def load_mnist(
     dataset = mnist_dataset(split, full=full, root=root)
     x, y = to_model_range(dataset.data), dataset.targets.long()
     if limit is not None:
-        x, y = x[:limit], y[:limit]
+        keep = interleave_classes(y)[:limit]
+        x, y = x[keep], y[keep]
     return x, y
+
+
+def interleave_classes(labels: torch.Tensor) -> torch.Tensor:
+    """Indices that take the classes in turn: the first of each class in class order, then the second
+    of each, and so on (a class that runs out drops out). ``labels``: (N,) -> (N,) int64.
+
+    ``images[interleave_classes(labels)[:16]]`` shows a mix of digits where ``images[:16]`` of the
+    class-sorted bundled subset shows only zeros.
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dim() != 1:
+        raise ValueError(f"labels must be one-dimensional (N,), got shape {tuple(labels.shape)}")
+    if len(labels) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    first = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    rank = torch.arange(len(labels)) - first  # position of each example within its class
+    key = rank * (int(sorted_labels[-1] - sorted_labels[0]) + 1) + (sorted_labels - sorted_labels[0])
+    return order[torch.argsort(key, stable=True)]
 
 
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,18 @@ def test_raw_dataset_is_torchvision_mnist():
 def test_limit():
     x, y = data.load_mnist("train", limit=10)
     assert len(x) == len(y) == 10
+    assert sorted(y.tolist()) == list(range(10))  # the subset is sorted by class; a limit takes each in turn
+    full_x, full_y = data.load_mnist("train")
+    assert (full_y[:-1] <= full_y[1:]).all()  # the files' order is unchanged
+    assert any(torch.equal(x[3], image) for image in full_x[full_y == 3])
+
+
+def test_interleave_classes():
+    order = data.interleave_classes(torch.tensor([2, 0, 0, 1, 2, 2]))
+    assert order.tolist() == [1, 3, 0, 2, 4, 5]
+    assert data.interleave_classes(torch.tensor([], dtype=torch.long)).tolist() == []
+    with pytest.raises(ValueError, match="one-dimensional"):
+        data.interleave_classes(torch.zeros(2, 2))
 
 
 def test_unknown_split():

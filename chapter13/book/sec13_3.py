@@ -1,121 +1,184 @@
-"""The chapter's 13.3 listings (text-to-image generation) as printed, made runnable.
+"""Section 13.3 as printed: ``classifier_free_guidance`` (13.3.2), ``LatentDiffusionModel`` (13.3.3)
+and ``CrossAttentionBlock`` (13.3.4).
 
-Nothing in the code below has been corrected; each docstring says what is wrong and which function of
-the package does it right. The notebook ``13.3-text-to-image`` puts each next to the correct version
-with an ``assert`` that shows the difference. ``chapter13.book`` imports nothing from the package.
-
-Provenance: the chapter's text is not part of this repository. These listings are written from the
-chapter's description of them as recorded in the project's issue for 13.3: a single-head
-``CrossAttention`` block in 13.3.4 that the package replaces by a correct multi-head one, a
-``classifier_free_guidance`` function whose listing breaks off inside the guided-prediction
-expression, and a latent-diffusion wrapper (13.3.3) around a 4-channel autoencoder. Where the printed
-listing breaks off, the completion is the smallest one that runs and is marked ``# completed``.
+The guidance formula and the single-head cross-attention are right (we say so in ``ERRATA``). The
+latent-diffusion class is an outline: its four parts are never defined, ``generate`` calls a
+``diffusion_step`` it does not have and visits only t = 49..0. ``CrossAttentionBlock``'s
+``GroupNorm(32, channels)`` fails on channel counts that 32 does not divide. The notebook
+``13.3-text-to-image`` runs each next to :mod:`chapter13.guidance`, :mod:`chapter13.attention` and
+:mod:`chapter13.latent`.
 """
 
-from __future__ import annotations
+from chapter13.book.erratum import Erratum  # ch13: added - for the notes at the end
+import torch  # ch13: added - the chapter imports it in 13.1.1
+import torch.nn as nn  # ch13: added - the chapter imports it in 13.1.1
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+# ch13: added - from here to LISTINGS, the chapter's listings as printed
 
-
-class CrossAttention(nn.Module):
-    """The book's cross-attention block (13.3.4): queries from the image, keys and values from text.
-
-    WRONG in three ways:
-
-    1. ``heads`` is stored but never used: Q, K and V are never split into heads, so this is ONE head
-       of width ``heads * dim_head`` (512 by default), not 8 heads of 64 (Vaswani et al. 2017, §3.2.2).
-    2. The scale is ``dim_head ** -0.5`` = 1/8 while the single head it computes has width 512, so the
-       logits are √8 ≈ 2.8× too large and the softmax is far too peaked (eq. 1 divides by √d_k of the
-       head actually used).
-    3. There is no padding mask, so padded positions of a short caption receive attention weight.
-
-    Correct: ``chapter13.attention.CrossAttention`` (multi-head, 1/√head_dim, padding mask).
-
-    forward(x: (B, N, query_dim), context: (B, L, context_dim)) -> (B, N, query_dim).
+def classifier_free_guidance(model, x_t, t, text_emb, guidance_scale=7.5):
     """
+    Apply classifier-free guidance for controlled generation
+    """
+    # Get unconditional prediction (empty text embedding)
+    null_text_emb = torch.zeros_like(text_emb)
+    noise_pred_uncond = model(x_t, t, null_text_emb)
 
-    def __init__(self, query_dim, context_dim, heads=8, dim_head=64):
+    # Get conditional prediction (with text embedding)
+    noise_pred_text = model(x_t, t, text_emb)
+
+    # Apply guidance
+    noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)  # ch13: completed - cut off in print after "noise_pr"
+
+    return noise_pred
+
+
+class LatentDiffusionModel:
+    def __init__(self):
+        self.vae_encoder = VAEEncoder()
+        self.vae_decoder = VAEDecoder()
+        self.diffusion_model = UNetWithTextCondition()
+        self.text_encoder = TextEncoder()
+
+    def encode_image(self, image):
+        return self.vae_encoder(image)
+
+    def decode_latents(self, latents):
+        return self.vae_decoder(latents)
+
+    def encode_text(self, text):
+        return self.text_encoder(text)
+
+    def generate(self, text, steps=50):
+        # Encode text prompt
+        text_embedding = self.encode_text(text)
+
+        # Start from random latent
+        latent = torch.randn(1, 4, 64, 64)
+
+        # Reverse diffusion process
+        for t in reversed(range(steps)):
+            # Denoise one step with text conditioning
+            latent = self.diffusion_step(latent, t, text_embedding)
+
+        # Decode latent to image
+        image = self.decode_latents(latent)
+        return image
+
+
+class CrossAttentionBlock(nn.Module):
+    def __init__(self, channels, text_dim=768):
         super().__init__()
-        inner_dim = dim_head * heads
-        self.scale = dim_head**-0.5
-        self.heads = heads
-        self.to_q = nn.Linear(query_dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(context_dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(context_dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, query_dim)
+        self.norm = nn.GroupNorm(32, channels)
+        self.q = nn.Linear(channels, channels)
+        self.k = nn.Linear(text_dim, channels)
+        self.v = nn.Linear(text_dim, channels)
+        self.proj_out = nn.Linear(channels, channels)
+        self.scale = channels ** -0.5
 
-    def forward(self, x, context):
-        q = self.to_q(x)
-        k = self.to_k(context)
-        v = self.to_v(context)
-        attention = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)
-        out = torch.bmm(attention, v)
-        return self.to_out(out)
+    def forward(self, x, text_features):
+        """
+        x: [B, C, H, W] - image features
+        text_features: [B, L, D] - text features
+        """
+        batch, c, h, w = x.shape
+        residual = x
 
+        # Normalize input
+        x = self.norm(x)
 
-def classifier_free_guidance(model, x, t, text_embeddings, guidance_scale=7.5):
-    """The book's classifier-free guidance step (13.3.2), truncated in print and completed here.
+        # Reshape for attention
+        x = x.reshape(batch, c, -1).transpose(1, 2) # [B, H*W, C]
 
-    The printed listing stops inside the last expression; the completion (marked) closes it and
-    returns the result. What it computes is the right formula, ε_u + s (ε_c − ε_u), but:
+        # Compute attention
+        q = self.q(x) * self.scale
+        k = self.k(text_features)
+        v = self.v(text_features)
 
-    - it runs the network twice, once with ``context=None`` and once with the text; the package does
-      one forward pass on the doubled batch (``chapter13.guidance.guided_epsilon``), the form every
-      production implementation uses;
-    - ``context=None`` is the unconditional prediction only for a model trained with condition
-      dropout to that same null condition, which the chapter never shows
-      (``chapter13.guidance.drop_condition``, Ho & Salimans 2022, Algorithm 1);
-    - ``guidance_scale`` is the Stable-Diffusion scale s = 1 + w, not the w of Ho & Salimans (2022,
-      eq. 6) that the chapter cites next to it: their w = 7.5 is s = 8.5 here, and s = 1 (not 0) is
-      the plain conditional model.
+        # Attention weights
+        attn = torch.bmm(q, k.transpose(1, 2)) # [B, H*W, L]
+        attn = torch.softmax(attn, dim=-1)
 
-    model(x, t, context=...) -> ε; x: (B, C, H, W); t: (B,); text_embeddings: (B, L, D).
-    """
-    # Unconditional prediction
-    noise_pred_uncond = model(x, t, context=None)
-    # Conditional prediction
-    noise_pred_cond = model(x, t, context=text_embeddings)
-    # Guided prediction
-    noise_pred = noise_pred_uncond + guidance_scale * (
-        noise_pred_cond - noise_pred_uncond  # completed: the printed listing breaks off here
-    )  # completed
-    return noise_pred  # completed
+        # Apply attention
+        out = torch.bmm(attn, v) # [B, H*W, C]
+        out = self.proj_out(out)
+
+        # Reshape back and add residual
+        out = out.transpose(1, 2).reshape(batch, c, h, w)
+        return out + residual
 
 
-class LatentDiffusion(nn.Module):
-    """The book's latent-diffusion wrapper (13.3.3): encode, diffuse in the latent, decode.
+# ch13: added - what running the listings above shows (chapter13.book.Erratum)
 
-    WRONG: the latents go into the diffusion process exactly as the encoder produces them. The noise
-    schedule assumes data of about unit variance (its signal-to-noise ratio ᾱ_t/(1−ᾱ_t) is defined
-    relative to it), so latents with standard deviation σ_z shift every SNR by σ_z²: with σ_z = 3 the
-    last step still holds visible signal and sampling from N(0, I) starts from the wrong distribution;
-    with σ_z ≪ 1 most steps are pure noise. Rombach et al. (2022, Sec. 4.3.2) scale latents by 1/σ̂
-    (Stable Diffusion's 0.18215) before diffusion and unscale them before decoding. Correct:
-    ``chapter13.latent.VAE.scale_latents`` / ``unscale_latents`` and ``LatentTextToImage``.
+LISTINGS = {
+    "classifier_free_guidance": "13.3.2",
+    "LatentDiffusionModel": "13.3.3",
+    "CrossAttentionBlock": "13.3.4",
+}
 
-    ``vae.encode(x)`` returns (mean, logvar) here (the listing's ``.latent_dist.mean``);
-    ``alphas_cumprod``: (T,) ᾱ_t. training_loss(x: (B, 1, 28, 28), text_emb: (B, L, D)) -> scalar.
-    """
+NOTEBOOK = "13.3-text-to-image"
 
-    def __init__(self, vae, unet, alphas_cumprod):
-        super().__init__()
-        self.vae = vae
-        self.unet = unet
-        self.alphas_cumprod = alphas_cumprod
-
-    def encode(self, x):
-        return self.vae.encode(x)[0]
-
-    def decode(self, z):
-        return self.vae.decode(z)
-
-    def training_loss(self, x, text_emb):
-        z = self.encode(x)
-        noise = torch.randn_like(z)
-        t = torch.randint(0, len(self.alphas_cumprod), (x.shape[0],))
-        a = self.alphas_cumprod[t].view(-1, 1, 1, 1).to(z.dtype)
-        z_t = a.sqrt() * z + (1 - a).sqrt() * noise
-        pred = self.unet(z_t, t, context=text_emb)
-        return F.mse_loss(pred, noise)
+ERRATA = (
+    Erratum(
+        section="13.3.2",
+        listing="classifier_free_guidance",
+        kind="correct",
+        finding="ε_u + s (ε_c - ε_u) with two forward passes; given the same network and the same null "
+        "condition it equals the package's one-pass, doubled-batch version to float precision.",
+        why="Ho & Salimans 2022, eq. 6, in the Stable Diffusion convention s = 1 + w: s = 1 is the "
+        "plain conditional model, s = 0 the unconditional one, and the printed 7.5 is their w = 6.5.",
+        package="chapter13.guidance.guided_epsilon",
+        notebook=NOTEBOOK,
+    ),
+    Erratum(
+        section="13.3.2",
+        listing="classifier_free_guidance",
+        kind="simplification",
+        finding="The unconditional branch is torch.zeros_like(text_emb). A model gives the unconditional "
+        "prediction for that input only if it was trained with its condition dropped to exactly that "
+        "null (the chapter shows no such training); the shipped model's null is the empty caption, and "
+        "zeros give a different ε.",
+        why="Classifier-free guidance trains one network on both by replacing the condition with a null "
+        "token with probability p_uncond (Ho & Salimans 2022, Algorithm 1).",
+        package="chapter13.guidance.drop_condition",
+        notebook=NOTEBOOK,
+    ),
+    Erratum(
+        section="13.3.3",
+        listing="LatentDiffusionModel",
+        kind="fault",
+        finding="An outline, not code: VAEEncoder, VAEDecoder, UNetWithTextCondition and TextEncoder are "
+        "defined nowhere (NameError), generate calls self.diffusion_step, which the class does not have "
+        "(AttributeError), and its loop visits t = 49, 48, ..., 0 only: with a 1000-step schedule it "
+        "starts from pure noise at a timestep where the latent should still be 99 % signal.",
+        why="Fewer sampling steps means a subsequence of the training timesteps from T - 1 down to 0, "
+        "with the step rule for that spacing (DDIM, Song et al. 2021, Sec. 4.2). Latent diffusion also "
+        "scales the latents to unit variance before diffusing them (Rombach et al. 2022, Sec. 4.3.2), "
+        "which encode_image does not.",
+        package="chapter13.latent.LatentTextToImage",
+        notebook=NOTEBOOK,
+    ),
+    Erratum(
+        section="13.3.4",
+        listing="CrossAttentionBlock",
+        kind="fault",
+        finding="GroupNorm(32, channels) raises 'num_channels (48) must be divisible by num_groups (32)' "
+        "for 48 channels (and for any count 32 does not divide, such as the 16, 24 or 48 of a small "
+        "U-Net).",
+        why="Group normalisation splits the channels into equal groups (Wu & He 2018); the group count "
+        "has to divide the channel count.",
+        package="chapter13.attention.CrossAttention",
+        notebook=NOTEBOOK,
+    ),
+    Erratum(
+        section="13.3.4",
+        listing="CrossAttentionBlock",
+        kind="correct",
+        finding="One head of width channels with the scale channels ** -0.5: the scaled dot-product "
+        "attention of the head it computes: on its own projections it equals "
+        "torch.nn.functional.scaled_dot_product_attention to float precision.",
+        why="Vaswani et al. 2017, eq. 1 (divide by sqrt(d_k) of the head). The package adds several heads "
+        "and a padding mask, so that padded caption positions get no weight.",
+        package="chapter13.attention.CrossAttention",
+        notebook=NOTEBOOK,
+    ),
+)
