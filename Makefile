@@ -24,9 +24,11 @@ help:
 	@echo "make browser      every notebook and presenter page in headless Chromium (skipped without it)"
 	@echo "NO_INSTALL=1      with any target: use .venv as it is, never pip (no network)"
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions this repository is tested with, so that each fresh
+# .venv resolves the same set (regenerate it after an upgrade: see its header).
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[test,dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[lab,test,dev]"
 	@touch $(STAMP)
 
 venv-exists:
@@ -64,11 +66,11 @@ PRESENT_STAMP := $(VENV)/.chapter13-present-installed
 BROWSER_STAMP := $(VENV)/.chapter13-browser-installed
 
 $(PRESENT_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[present]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[present]"
 	@touch $(PRESENT_STAMP)
 
 $(BROWSER_STAMP): $(PRESENT_STAMP)
-	$(PY) -m pip install -q -e ".[browser,present]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[browser,present]"
 	@touch $(BROWSER_STAMP)
 
 present: $(if $(SKIP_INSTALL),venv-exists,$(PRESENT_STAMP))

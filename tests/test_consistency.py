@@ -86,3 +86,81 @@ def test_ci_check_fails_on_a_script_that_only_mentions_make_test(tmp_path):
     fake = tmp_path / "run"
     fake.write_text("#!/usr/bin/env bash\n# make test\necho make test\n")
     assert run_ci_with_logging_make(tmp_path, fake) == []
+
+
+# --- packaging (issue 16, items 1 and 5) -------------------------------------------------------------
+
+IMPORT_TO_DIST = {"PIL": "pillow", "sklearn": "scikit-learn"}
+STDLIB = set(__import__("sys").stdlib_module_names)
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_core_dependencies_are_what_the_package_imports():
+    import ast
+
+    imported = set()
+    for path in (ROOT / "chapter13").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {IMPORT_TO_DIST.get(m, m).lower() for m in imported - STDLIB - {"chapter13", "__future__"}}
+    core = {_normalise(r)[0] for r in _project()["project"]["dependencies"]}
+    assert third_party - core == set(), f"imported but not declared: {sorted(third_party - core)}"
+    assert core - third_party == set(), f"declared but never imported: {sorted(core - third_party)}"
+    assert not {"jupyterlab", "ipykernel"} & core  # Jupyter is the `lab` extra (Colab keeps its own)
+
+
+def test_no_upper_cap_on_torch_and_torchvision():
+    pip = pyproject_requirements()
+    for name in ("torch", "torchvision"):
+        assert "<" not in pip[name], (
+            f"{name} {pip[name]!r}: a cap forces a torch download where a newer one is installed"
+        )
+
+
+def test_one_version_an_spdx_licence_and_a_pinned_ruff():
+    import importlib.metadata
+
+    import chapter13
+
+    project = _project()["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert importlib.metadata.version("chapter13") == chapter13.__version__
+    assert project["license"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "CC BY-SA 3.0" in (ROOT / "LICENSE").read_text()  # the data's licence is not the code's
+    dev = dict(_normalise(r) for r in project["optional-dependencies"]["dev"])
+    assert dev["ruff"].startswith("=="), (
+        "pin ruff: CI checks formatting, and its style changes between releases"
+    )
+    installed = subprocess.run([ROOT / ".venv" / "bin" / "ruff", "--version"], capture_output=True, text=True)
+    if installed.returncode == 0:
+        assert installed.stdout.split()[1] == dev["ruff"].removeprefix("==")
+
+
+def test_constraints_pin_every_declared_package_inside_its_range():
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version.strip()
+    project = _project()["project"]
+    declared = list(project["dependencies"]) + [
+        r for extra in project["optional-dependencies"].values() for r in extra
+    ]
+    for text in declared:
+        requirement = Requirement(text)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is declared but constraints.txt does not pin it"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside the declared {requirement.specifier}"
+        )
+    assert (
+        "make" in (ROOT / "Makefile").read_text() and "-c constraints.txt" in (ROOT / "Makefile").read_text()
+    )
