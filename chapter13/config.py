@@ -8,6 +8,7 @@ images) so that a notebook runs in seconds; CI sets it. Notebooks choose every s
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import numbers
 import os
@@ -200,8 +201,22 @@ def check_model_input(x: object, model: torch.nn.Module, name: str = "x") -> Non
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
-DATA_DIR = Path(os.environ.get("CH13_DATA", REPO_DIR / "data"))
-"""Bundled data and checkpoints; ``CH13_DATA`` points elsewhere if the package is installed apart."""
+
+
+def _bundled_data() -> Path:
+    """The checkout's ``data/``; in an installed wheel (no checkout around the package), the copy the
+    wheel carries as the package ``chapter13_data``."""
+    checkout = REPO_DIR / "data"
+    if (checkout / "checkpoints" / "manifest.json").is_file():
+        return checkout
+    spec = importlib.util.find_spec("chapter13_data")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout
+
+
+DATA_DIR = Path(os.environ.get("CH13_DATA") or _bundled_data())
+"""Bundled data and checkpoints: the checkout's ``data/``, or the wheel's copy; ``CH13_DATA`` overrides."""
 CHECKPOINT_DIR = DATA_DIR / "checkpoints"
 CACHE_DIR = Path(os.environ.get("CH13_CACHE", Path.home() / ".cache" / "chapter13"))
 """Downloads that are opt-in (full MNIST) go here, outside the repository."""

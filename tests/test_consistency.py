@@ -164,3 +164,16 @@ def test_constraints_pin_every_declared_package_inside_its_range():
     assert (
         "make" in (ROOT / "Makefile").read_text() and "-c constraints.txt" in (ROOT / "Makefile").read_text()
     )
+
+
+def test_the_wheel_lists_every_package_and_the_data():
+    setuptools = _project()["tool"]["setuptools"]
+    folders = sorted(
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "chapter13").rglob("__init__.py")
+    )
+    assert sorted(p for p in setuptools["packages"] if p != "chapter13_data") == folders
+    assert setuptools["package-dir"] == {"chapter13_data": "data"}
+    patterns = setuptools["package-data"]["chapter13_data"]
+    files = [p.relative_to(ROOT / "data") for p in (ROOT / "data").rglob("*") if p.is_file()]
+    missing = [str(f) for f in files if not any(f.match(pattern) for pattern in patterns)]
+    assert not missing, f"data files the wheel would leave out: {missing}"
