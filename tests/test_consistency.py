@@ -177,3 +177,27 @@ def test_the_wheel_lists_every_package_and_the_data():
     files = [p.relative_to(ROOT / "data") for p in (ROOT / "data").rglob("*") if p.is_file()]
     missing = [str(f) for f in files if not any(f.match(pattern) for pattern in patterns)]
     assert not missing, f"data files the wheel would leave out: {missing}"
+
+
+def test_binder_has_an_exact_python_the_same_dependencies_and_installs_in_postbuild():
+    binder = ROOT / ".binder"
+    text = (binder / "environment.yml").read_text()
+    assert re.search(r"^  - python=3\.\d+$", text, re.M), "repo2docker needs an exact Python version"
+    assert "-e ." not in text  # in postBuild, so that the environment layer stays cached
+    top = conda_requirements()
+    listed = {}
+    dependencies = text[text.index("dependencies:") :]
+    for line in dependencies.splitlines():
+        match = re.match(r"^  - (.+)$", line)
+        if match:
+            name, spec = _normalise(match.group(1))
+            listed[name] = spec
+    expected = {k: v for k, v in top.items() if k != "playwright"}  # no browser test on Binder
+    assert {k: v for k, v in listed.items() if k not in {"python", "pip", "setuptools"}} == expected
+    post = binder / "postBuild"
+    assert (
+        post.stat().st_mode & 0o111 and "pip install --no-deps --no-build-isolation -e ." in post.read_text()
+    )
+    readme = (ROOT / "README.md").read_text()
+    repo = _project()["project"]["urls"]["Repository"].removeprefix("https://github.com/")
+    assert f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath=voila%2Ftree%2Fpresenter" in readme
