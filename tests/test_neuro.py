@@ -58,6 +58,36 @@ def test_mle_bad_input(estimates, sigmas, match):
         neuro.mle_combine(estimates, sigmas)
 
 
+# --- attention as a gain on reliability ------------------------------------------------------------
+
+
+def test_attended_sigma_by_hand_and_in_the_weights():
+    assert neuro.attended_sigma(6.0, 4.0) == pytest.approx(3.0)  # 4x the reliability: half the sigma
+    assert neuro.attended_sigma(2.0, 1.0) == pytest.approx(2.0)  # no gain, no change
+    np.testing.assert_allclose(neuro.attended_sigma([1.0, 2.0], [[1.0], [0.25]]), [[1.0, 2.0], [2.0, 4.0]])
+    for gain in (0.5, 1.0, 3.0, 9.0):  # equal cues, vision attended: w_V = g / (g + 1)
+        _, _, w = neuro.mle_combine([0.0, 10.0], [neuro.attended_sigma(6.0, gain), 6.0])
+        assert w[0] == pytest.approx(gain / (gain + 1))
+    # attending to vision raises the ventriloquist bias when vision is blurred, attending to audition lowers it
+    d, k = np.array([2.0]), K
+    bias = {
+        gv_ga: neuro.ventriloquist_bias(
+            d, neuro.attended_sigma(8.0, gv_ga[0]), neuro.attended_sigma(k["sigma_a"], gv_ga[1]), k["sigma_p"],
+            k["p_common"],
+        )["bias"][0]
+        for gv_ga in ((1.0, 1.0), (4.0, 1.0), (1.0, 4.0))
+    }  # fmt: skip
+    assert bias[(4.0, 1.0)] > bias[(1.0, 1.0)] > bias[(1.0, 4.0)]
+
+
+@pytest.mark.parametrize("gain", [0.0, -1.0, np.nan, np.inf])
+def test_attended_sigma_refuses_bad_gains(gain):
+    with pytest.raises(ValueError, match="gain"):
+        neuro.attended_sigma(2.0, gain)
+    with pytest.raises(ValueError, match="positive standard deviation"):
+        neuro.attended_sigma(0.0, 2.0)
+
+
 # --- causal inference ------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from chapter13.audio import AudioDiffusion, dominant_frequency, pitch_metrics, spectrogram
 from chapter13.diffusion import NoiseSchedule, diffusion_loss, make_schedule, sample_ddim
@@ -370,12 +371,20 @@ def test_exercise_checkers_accept_the_solutions_and_reject_wrong_answers(capsys)
     assert not check_reversed_warp_error(None)
     assert not check_reversed_warp_error(0.3)
 
+    def along_dim_1(p, y):  # differences the channel axis of (B, C, F, H, W): empty for C = 1
+        return F.mse_loss(p, y) + 0.5 * F.mse_loss(p[:, 1:] - p[:, :-1], y[:, 1:] - y[:, :-1])
+
     assert check_consistency_loss(consistency_loss)
+    assert check_consistency_loss(book_loss)  # the printed listing differences dim 2, the frame axis
+    capsys.readouterr()
     assert not check_consistency_loss(None)
+    assert not check_consistency_loss(lambda p, y: None)  # the notebook's template, untouched
+    assert capsys.readouterr().out.count("Not attempted yet: my_consistency_loss(pred, target)") == 2
     assert not check_consistency_loss(lambda p, y: ((p - y) ** 2).mean())  # frame term only
-    assert not check_consistency_loss(book_loss)  # differences dim 1: NaN for one channel
+    assert not check_consistency_loss(along_dim_1)  # NaN for one channel
     assert "NaN" in capsys.readouterr().out
     assert not check_consistency_loss(lambda p, y: 1 / 0)  # raises: reported, not propagated
+    assert not check_consistency_loss("loss")
 
     assert check_samples_per_period(4000 / 523.25)
     assert not check_samples_per_period(None)
@@ -390,7 +399,10 @@ def test_exercise_checkers_accept_the_solutions_and_reject_wrong_answers(capsys)
         return np.abs(np.fft.rfft(wave)).argmax() * sr / len(wave)
 
     assert check_dominant_frequency(solution)
+    capsys.readouterr()
     assert not check_dominant_frequency(None)
+    assert not check_dominant_frequency(lambda w, sr: None)  # the notebook's template, untouched
+    assert capsys.readouterr().out.count("Not attempted yet: my_dominant_frequency") == 2
     assert not check_dominant_frequency(with_dc)
     assert "DC" in capsys.readouterr().out
     assert not check_dominant_frequency(
@@ -398,21 +410,31 @@ def test_exercise_checkers_accept_the_solutions_and_reject_wrong_answers(capsys)
     )  # a bin index
 
 
-def test_book_listings_run_and_differ_where_the_notes_say():
+def test_book_listings_are_outlines_and_the_printed_loss_is_ours():
+    """The chapter's VideoUNet and AudioDiffusion are outlines (their printed layers run, their frames and
+    sample_rate arguments change nothing); its consistency_loss differences the frame axis, as ours does.
+    tests/test_book.py checks the listings against the print."""
     from chapter13.book import sec13_4 as book
 
-    clips = torch.randn(2, 1, 8, 16, 16)
-    assert book.VideoUNet()(clips, torch.tensor([1, 2])).shape == clips.shape
-    with pytest.raises(RuntimeError):  # 6 frames: the skip connection's sizes disagree
-        book.VideoUNet()(torch.randn(1, 1, 6, 16, 16), torch.tensor([1]))
-    assert book.AudioDiffusion()(torch.randn(2, 1, 64), torch.tensor([1, 2])).shape == (2, 1, 64)
+    video = book.VideoUNet(channels=3, frames=16)
+    assert [p.shape for p in video.parameters()] == [p.shape for p in book.VideoUNet(frames=5).parameters()]
+    layers = torch.nn.Sequential(video.conv3d_1, video.conv3d_2)
+    assert layers(torch.randn(1, 3, 6, 8, 8)).shape == (1, 128, 6, 8, 8)  # any number of frames
+    with pytest.raises(NotImplementedError):
+        video(torch.randn(1, 3, 16, 8, 8), torch.tensor([1]), None)
+    audio = book.AudioDiffusion(channels=1, sample_rate=16000)
+    assert [p.shape for p in audio.parameters()] == [
+        p.shape for p in book.AudioDiffusion(sample_rate=4000).parameters()
+    ]
+    with pytest.raises(NotImplementedError):
+        audio(torch.randn(1, 1, 64))
+    for shape in [(2, 1, 8, 5, 5), (2, 3, 4, 5, 5)]:
+        pred, target = torch.randn(shape), torch.randn(shape)
+        torch.testing.assert_close(book.consistency_loss(pred, target), consistency_loss(pred, target))
+    # differencing dim 1 instead (the channel axis here) would be a different loss
     pred, target = torch.randn(2, 3, 4, 5, 5), torch.randn(2, 3, 4, 5, 5)
-    # the book's loss on frames-first tensors is ours on channels-first tensors ...
-    torch.testing.assert_close(
-        book.consistency_loss(pred.transpose(1, 2), target.transpose(1, 2)), consistency_loss(pred, target)
-    )
-    # ... and on a one-channel clip in the Conv3d layout it differences an empty channel axis: NaN
-    assert torch.isnan(book.consistency_loss(pred[:, :1], target[:, :1]))
+    swapped = book.consistency_loss(pred.transpose(1, 2), target.transpose(1, 2))
+    assert not torch.allclose(swapped, consistency_loss(pred, target))
 
 
 # --- v-prediction -----------------------------------------------------------------------------------------

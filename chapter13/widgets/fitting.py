@@ -75,7 +75,7 @@ class FittingView(View):
         self.ax1.set_ylim(-0.02, 1.02)
         self.ax1.set_xlabel("auditory report (button, deg)")
         self.ax1.set_ylabel("proportion")
-        self.labels = [self.ax1.text(0.02, 0.96 - 0.075 * i, "", transform=self.ax1.transAxes, va="top", fontsize=7,
+        self.labels = [self.ax1.text(0.02, 0.96 - 0.075 * i, "", transform=self.ax1.transAxes, va="top", fontsize=8,
                                      color=c) for i, c in enumerate(colors)]  # fmt: skip
         span = self.buttons[-1] - self.buttons[0]
         grid = np.linspace(0, span, 2)
@@ -89,7 +89,7 @@ class FittingView(View):
         self.ax2.set_ylabel("visual bias of the heard position")
         proxies = [Line2D([], [], ls="", marker="o", color="k", ms=5), Line2D([], [], color="0.4", lw=1.5),
                    Line2D([], [], ls="--", color="tab:red", lw=1.5)]  # fmt: skip
-        self.ax2.legend(proxies, ["data", "simulated observer", "best fit"], fontsize=7, loc="upper right")
+        self.ax2.legend(proxies, ["data", "simulated observer", "best fit"], fontsize=8, loc="upper right")
         self.title = self.fig.suptitle("", fontsize=10)
         self.dynamic = [*self.data_lines, *self.model_lines, *self.fit_lines, *self.labels, self.bias_data,
                         self.bias_model, self.bias_fit, self.ax1.title, self.title]  # fmt: skip

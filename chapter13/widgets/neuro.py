@@ -105,7 +105,7 @@ class McGurkView(View):
         self.toy = self.ax2.text(0.5, 0.97, "", transform=self.ax2.transAxes, ha="center", va="top",
                                  fontsize=8.5, bbox=box)  # fmt: skip
         self.ax2.text(0.5, 0.84, "data: fusion 17-58 % across stimuli,\n0-100 % across people",
-                      transform=self.ax2.transAxes, ha="center", va="top", fontsize=7.5, color="0.3")  # fmt: skip
+                      transform=self.ax2.transAxes, ha="center", va="top", fontsize=8, color="0.3")  # fmt: skip
         self.dynamic = [*self.lines.values(), *self.bars, self.marker, self.ax1.xaxis.label, self.ax1.title,
                         self.ax2.title, self.toy]  # fmt: skip
 
@@ -187,8 +187,8 @@ class VentriloquistView(View):
     MAX_DISPARITY = 40.0
 
     def __init__(self) -> None:
-        super().__init__(figsize=(11, 3.3), dpi=DPI)
-        self.ax1, self.ax2, self.ax3 = self.fig.subplots(1, 3)
+        super().__init__(figsize=(12, 3.3), dpi=DPI)
+        self.ax1, self.ax2, self.ax3 = self.fig.subplots(1, 3, width_ratios=(1.5, 1, 1))
         self.fig.subplots_adjust(left=0.03, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
         self.s = np.linspace(-self.MAX_DISPARITY, self.MAX_DISPARITY + 10, 300)
         self.d = np.linspace(0.5, self.MAX_DISPARITY, 40)
@@ -197,10 +197,11 @@ class VentriloquistView(View):
         self.lik_a = self.ax1.plot(self.s, zeros, color="tab:purple", label="auditory likelihood")[0]
         self.prior = self.ax1.plot(self.s, zeros, color="0.6", ls=":", label="prior")[0]
         self.estimates = [self.ax1.axvline(0, color="k", ls=style, lw=1.2) for style in ("--", ":", "-")]
-        self.ax1.legend(fontsize=7, loc="upper left")
+        self.ax1.legend(fontsize=8, loc="upper left")
         # one multi-line text instead of three more legend entries: legends are costly to draw
-        self.estimate_text = self.ax1.text(0.99, 0.45, "", transform=self.ax1.transAxes, ha="right", va="bottom",
-                                           fontsize=7, family="monospace")  # fmt: skip
+        self.estimate_text = self.ax1.text(0.99, 0.98, "", transform=self.ax1.transAxes, ha="right", va="top",
+                                           fontsize=8, family="monospace",
+                                           bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))  # fmt: skip
         self.ax1.set_xlabel("azimuth (deg)")
         self.ax1.set_yticks([])
         self.ax1.set_xlim(self.s[0], self.s[-1])
@@ -208,7 +209,7 @@ class VentriloquistView(View):
         self.fused = self.ax2.plot(self.d, self.d * 0, color="0.4", ls="--", label="forced fusion")[0]
         self.ax2.axhline(0, color="0.4", ls=":", label="segregation")
         self.marker2 = self.ax2.axvline(0, color="k", lw=0.8)
-        self.legend2 = self.ax2.legend(fontsize=7)
+        self.legend2 = self.ax2.legend(fontsize=8)
         self.ax2.set_xlabel("disparity (deg)")
         self.ax2.set_ylabel("visual bias of auditory percept")
         self.ax2.set_ylim(-0.05, 1.0)
@@ -217,7 +218,7 @@ class VentriloquistView(View):
             0
         ]
         self.marker3 = self.ax3.axvline(0, color="k", lw=0.8)
-        self.ax3.legend(fontsize=7, loc="upper right")
+        self.ax3.legend(fontsize=8, loc="upper right")
         self.ax3.set_ylim(0, 1)
         self.ax3.set_xlabel("disparity (deg)")
         self.ax3.set_ylabel("judging one cause")
@@ -393,7 +394,7 @@ class FlashBeepView(View):
     def __init__(self) -> None:
         super().__init__(figsize=(9.5, 3.2), dpi=DPI)
         self.ax1, self.ax2 = self.fig.subplots(1, 2)
-        self.fig.subplots_adjust(left=0.07, right=0.97, bottom=0.16, top=0.9, wspace=0.25)
+        self.fig.subplots_adjust(left=0.07, right=0.93, bottom=0.16, top=0.9, wspace=0.25)
         self.counts = np.arange(1, 5)
         self.bars = self.ax1.bar(self.counts, self.counts * 0.0, color="tab:gray")
         self.ax1.set_xticks(self.counts)
@@ -412,6 +413,7 @@ class FlashBeepView(View):
         self.ax2.set_xlabel("beeps")
         self.ax2.set_ylabel("flashes")
         self.ax2.set_title("mean reported flashes", fontsize=10)
+        self.fig.colorbar(self.image, ax=self.ax2, fraction=0.05, pad=0.02, label="mean reported flashes")
         self.dynamic = [
             *self.bars,
             self.ax1.title,
