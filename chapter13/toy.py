@@ -31,6 +31,7 @@ __all__ = [
     "ToyDenoiser",
     "chamfer_distance",
     "denoising_field",
+    "exact_score",
     "field_figure",
     "make_toy_data",
     "toy_schedule",
@@ -206,6 +207,50 @@ def denoising_field(
     return points, -model(points, t_batch)
 
 
+def exact_score(x: Tensor, data: Tensor, alpha_bar: float, *, chunk: int = 1024) -> Tensor:
+    """The exact score ∇_x log q_t(x) of the noised training set: what a perfect denoiser learns.
+
+    With x_0 drawn uniformly from the N training points ``data`` and x_t = sqrt(ᾱ) x_0 + sqrt(1 - ᾱ) ε
+    (DDPM eq. 4), x_t has the Gaussian mixture density ``q_t(x) = (1/N) Σ_i N(x; sqrt(ᾱ) d_i, (1 - ᾱ) I)``,
+    whose score is ``(Σ_i w_i(x) sqrt(ᾱ) d_i - x) / (1 - ᾱ)`` with ``w = softmax_i(-|x - sqrt(ᾱ) d_i|² /
+    (2 (1 - ᾱ)))`` (Tweedie's formula: ``E[sqrt(ᾱ) x_0 | x_t] = x_t + (1 - ᾱ) ∇ log q_t``). The ε-loss of
+    DDPM eq. 14 is denoising score matching (Vincent 2011): over all functions it is minimised by
+    ``ε*(x, t) = -sqrt(1 - ᾱ_t) ∇_x log q_t(x)`` (Song & Ermon 2019; Ho et al. 2020, Sec. 3.2), so a
+    trained ``ToyDenoiser`` should give ``-ε̂ / sqrt(1 - ᾱ_t) ≈ exact_score``.
+
+    x: (M, d) points, data: (N, d) training points, alpha_bar: ᾱ_t in (0, 1) -> (M, d) float64.
+    ``chunk`` rows of x at a time keep the (M, N) distance table small.
+    """
+    for name, value in (("x", x), ("data", data)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a tensor (points, dim), got {type(value).__name__}")
+        if value.dim() != 2 or len(value) == 0:
+            raise ValueError(
+                f"{name} must be a non-empty (points, dim) tensor, got shape {tuple(value.shape)}"
+            )
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+    if x.shape[1] != data.shape[1]:
+        raise ValueError(f"x and data must have the same dim, got {tuple(x.shape)} and {tuple(data.shape)}")
+    if isinstance(alpha_bar, Tensor):
+        if alpha_bar.numel() != 1:
+            raise TypeError(
+                f"alpha_bar must be one number ᾱ_t, got a tensor of shape {tuple(alpha_bar.shape)}"
+            )
+        alpha_bar = float(alpha_bar)
+    if not 0 < check_finite(alpha_bar, "alpha_bar") < 1:
+        raise ValueError(f"alpha_bar is ᾱ_t and must lie strictly between 0 and 1, got {alpha_bar}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    means = math.sqrt(alpha_bar) * data.double()
+    variance = 1.0 - alpha_bar
+    out = []
+    for rows in x.double().split(chunk):
+        weights = torch.softmax(-torch.cdist(rows, means).pow(2) / (2 * variance), dim=1)  # (m, N)
+        out.append((weights @ means - rows) / variance)
+    return torch.cat(out)
+
+
 def trajectory_figure(
     trajectory: list[Tensor], data: Tensor, *, n_paths: int = 40, title: str = "", ax: plt.Axes | None = None
 ) -> plt.Figure:
@@ -225,17 +270,20 @@ def field_figure(
     model: nn.Module, schedule: NoiseSchedule, data: Tensor, ts: tuple[int, ...] = (800, 400, 100, 10)
 ) -> plt.Figure:
     """One quiver plot of ``denoising_field`` per timestep in ``ts`` over the data in grey: arrows of
-    equal length show the direction, their colour the (log) size of ε̂."""
-    fig, axes = plt.subplots(1, len(ts), figsize=(3.2 * len(ts), 3.3))
-    for ax, t in zip(axes if len(ts) > 1 else [axes], ts, strict=True):
-        points, vectors = denoising_field(model, schedule, t)
-        size = vectors.norm(dim=1, keepdim=True)
-        unit = vectors / size.clamp(min=1e-12)  # direction only; the size is the colour
+    equal length show the direction, their colour the (log) size of ε̂ on one scale for all panels,
+    with a colour bar."""
+    fig, axes = plt.subplots(1, len(ts), figsize=(3.2 * len(ts) + 0.8, 3.5), layout="constrained")
+    axes = list(axes) if len(ts) > 1 else [axes]
+    fields = [denoising_field(model, schedule, t) for t in ts]
+    logs = [vectors.norm(dim=1).clamp(min=1e-12).log() for _, vectors in fields]
+    norm = plt.Normalize(min(float(v.min()) for v in logs), max(float(v.max()) for v in logs))
+    for ax, t, (points, vectors), log_size in zip(axes, ts, fields, logs, strict=True):
+        unit = vectors / log_size.exp()[:, None]  # direction only; the size is the colour
         ax.scatter(data[:, 0], data[:, 1], s=1, c="0.8")
-        ax.quiver(points[:, 0], points[:, 1], unit[:, 0], unit[:, 1], size[:, 0].log(), angles="xy",
-                  scale_units="xy", scale=7.0, width=0.005, cmap="viridis")  # fmt: skip
+        arrows = ax.quiver(points[:, 0], points[:, 1], unit[:, 0], unit[:, 1], log_size, angles="xy",
+                           scale_units="xy", scale=7.0, width=0.005, cmap="viridis", norm=norm)  # fmt: skip
         ax.set(xlim=(-LIMIT, LIMIT), ylim=(-LIMIT, LIMIT), aspect="equal", xticks=[], yticks=[],
-               title=f"t = {t}, ᾱ_t = {schedule.alpha_bars[t].item():.3f}")  # fmt: skip
-    fig.suptitle("learned denoising direction −ε̂(x, t) (the scaled score); colour: log |ε̂|")
-    fig.tight_layout()
+               title=f"t = {t}, ᾱ_t = {schedule.alpha_bars[t].item():.3g}")  # fmt: skip
+    fig.colorbar(arrows, ax=axes, label="log |ε̂(x, t)|", shrink=0.85)
+    fig.suptitle("learned denoising direction −ε̂(x, t) (the scaled score)")
     return fig

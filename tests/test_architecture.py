@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("data sets and storage", {"captions", "synthetic", "checkpoints"}),
     ("models, measures and the training loop", {"evaluate", "multimodal", "codelab", "audio", "hierarchy", "train"}),
     ("models built on models", {"temporal", "text2image", "toy", "plotting"}),
-    ("latent diffusion and the exercises", {"latent", "exercises.*"}),
+    ("latent diffusion, the take-aways and the exercises", {"latent", "takeaways", "exercises.*"}),
     ("recipes: train, measure, serve the shipped checkpoints", {"recipes.*"}),
     ("front ends", {"sample", "widgets", "widgets.*"}),
 ]  # fmt: skip

@@ -1,5 +1,5 @@
 """Tests for the 13.6 code lab: PatchUNet, training and sampling helpers, the shipped codelab-mnist
-checkpoint, the book's lab listings and the exercise checkers."""
+checkpoint and the exercise checkers. The chapter's 13.6 listings are checked in tests/test_book.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from chapter13 import checkpoints, codelab
-from chapter13.book import sec13_6 as book
 from chapter13.codelab import PatchUNet
 from chapter13.cost import macs_per_image, parameter_count
 from chapter13.diffusion import NoiseSchedule
@@ -188,20 +187,6 @@ def test_shipped_codelab_makes_digits():
     m = sample_metrics(x)
     assert m["confident_fraction"] >= 0.7
     assert sum(1 for c in m["class_histogram"] if c > 0) >= 8  # no mode collapse
-
-
-# --- the book's lab listings -----------------------------------------------------------------------
-
-
-def test_book_lab_schedule_and_loop_run():
-    assert torch.allclose(book.linear_betas().double(), NoiseSchedule.linear(1000).betas, atol=1e-7)
-    torch.manual_seed(0)
-    net = book.SimpleUNet(base=8, time_dim=16)
-    losses = book.train_simple_unet(
-        net, torch.rand(16, 1, 28, 28) * 2 - 1, book.linear_betas(), steps=2, batch_size=4
-    )
-    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
-    assert book.count_parameters(net) == sum(p.numel() for p in net.parameters())
 
 
 # --- exercise checkers -----------------------------------------------------------------------------

@@ -289,45 +289,7 @@ def test_checkpoint_config_rebuilds_the_model(text_model):
     assert not any(p.requires_grad for p in text_model.text_encoder.parameters()), "the text tower is frozen"
 
 
-# --- the book's listings, the widget and the exercises ---------------------------------------------
-
-
-def test_book_guidance_matches_the_batched_one(text_model):
-    from chapter13.book.sec13_3 import classifier_free_guidance
-
-    x, t = torch.randn(2, 1, 28, 28), torch.tensor([100, 900])
-    cond = text_model.encode_text(PROMPTS)
-    calls = []
-    counting = lambda *a, **k: calls.append(1) or text_model(*a, **k)
-    with torch.no_grad():
-        book = classifier_free_guidance(counting, x, t, cond["context"], guidance_scale=7.5)
-        ours = guidance.guided_epsilon(counting, x, t, cond, text_model.null_condition(1), 7.5)
-    # the book passes no mask: these prompts' padding features are exactly zero, but it attends to
-    # them, so it agrees with ours only for the longest prompt (no padding) ... and not for the other
-    assert len(calls) == 3, "the book runs the network twice, the package once"
-    padded = cond["context_mask"].sum(1) < text_model.context_length
-    assert padded.all()
-    full = {"context": cond["context"], "context_mask": torch.ones_like(cond["context_mask"])}
-    with torch.no_grad():
-        ours_full = guidance.guided_epsilon(text_model, x, t, full, text_model.null_condition(1), 7.5)
-    torch.testing.assert_close(book, ours_full, rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(book, ours, atol=1e-3)
-
-
-def test_book_cross_attention_is_one_wide_head_with_the_wrong_scale():
-    from chapter13.attention import CrossAttention
-    from chapter13.book.sec13_3 import CrossAttention as BookCrossAttention
-
-    torch.manual_seed(0)
-    book = BookCrossAttention(16, 8, heads=8, dim_head=4)
-    x, ctx = torch.randn(2, 5, 16), torch.randn(2, 3, 8)
-    one_head = CrossAttention(16, 8, heads=1, head_dim=32)
-    one_head.load_state_dict(book.state_dict())
-    with torch.no_grad():
-        book_out = book(x, ctx)
-        book.scale = 32**-0.5  # the scale of the head it actually computes
-        torch.testing.assert_close(book(x, ctx), one_head(x, ctx), rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(book_out, one_head(x, ctx), atol=1e-3)
+# --- the widget and the exercises -------------------------------------------------------------------
 
 
 def test_widget_samples_are_fixed_by_the_seed(text_model):
@@ -444,19 +406,44 @@ def test_widget_samples_on_one_thread_and_restores_the_setting(text_model):
         torch.set_num_threads(before)
 
 
-def test_exercise_checkers():
+def test_exercise_checkers(capsys, monkeypatch):
+    from chapter13.attention import norm_groups
+    from chapter13.book import sec13_3 as book
     from chapter13.exercises import sec13_3 as ex
 
     assert ex.check_guided_prediction(lambda u, c, w: (1 + w) * c - w * u)
     assert not ex.check_guided_prediction(lambda u, c, w: u + w * (c - u))
+    assert "s-convention" in capsys.readouterr().out
     assert not ex.check_guided_prediction(None)
+    assert "Not attempted yet: define guided" in capsys.readouterr().out
     assert not ex.check_guided_prediction(lambda u, c, w: 1 / 0)
+    assert not ex.check_guided_prediction("(1 + w) * eps_c - w * eps_u")
     assert ex.check_unconditional_w(-1)
     assert not ex.check_unconditional_w(0)
     assert not ex.check_unconditional_w("minus one")
+    assert not ex.check_unconditional_w(None)
+    assert "which w makes the weight of ε_c zero" in capsys.readouterr().out
     assert ex.check_latent_ratio(784 / 256)
     assert not ex.check_latent_ratio(256 / 784)
     assert not ex.check_latent_ratio(None)
+    assert "1 x 28 x 28" in capsys.readouterr().out
+
+    # 13.3.4: the book's GroupNorm(32, 48) fails; the largest group count <= 32 that 48 allows works
+    groups = norm_groups(ex.CROSS_ATTENTION_CHANNELS)
+    assert groups == 24
+    with pytest.raises(ValueError, match=r"num_channels \(48\) must be divisible by num_groups \(32\)"):
+        book.CrossAttentionBlock(48, text_dim=8)
+    group_norm = nn.GroupNorm
+    monkeypatch.setattr(book.nn, "GroupNorm", lambda _, channels: group_norm(groups, channels))
+    block = book.CrossAttentionBlock(48, text_dim=8)  # the listing, with the group count the answer gives
+    assert block.norm.num_groups == 24
+    assert block(torch.randn(2, 48, 3, 3), torch.randn(2, 5, 8)).shape == (2, 48, 3, 3)
+    monkeypatch.undo()
+    assert ex.check_group_count(groups)
+    for wrong in (32, 16, 48, 0, 2.5):
+        assert not ex.check_group_count(wrong)
+    assert not ex.check_group_count(None)
+    assert "largest G <= 32 that divides 48" in capsys.readouterr().out
 
 
 def test_cross_attention_maps_share_each_pixel_among_the_words(text_model):

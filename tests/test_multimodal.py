@@ -294,26 +294,6 @@ def test_training_lowers_the_loss():
     assert after < before - 0.5
 
 
-def test_book_listing_agrees_on_unit_vectors():
-    """The chapter's loss (as reconstructed in chapter13.book.sec13_1) equals ours on unit vectors."""
-    from chapter13.book import sec13_1
-
-    g = torch.Generator().manual_seed(3)
-    a = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
-    b = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
-    assert sec13_1.contrastive_loss(a, b).item() == pytest.approx(M.contrastive_loss(a, b).item(), rel=1e-6)
-    book = sec13_1.MultimodalEncoder(12, 10, 8)
-    ours = M.MultimodalEncoder(12, 10, 8)
-    with torch.no_grad():
-        ours.visual_projection.weight.copy_(book.visual_proj.weight)
-        ours.text_projection.weight.copy_(book.text_proj.weight)
-        book.visual_proj.bias.zero_()
-        book.text_proj.bias.zero_()
-    v, t = torch.randn(3, 12), torch.randn(3, 10)
-    for x, y in zip(book(v, t), ours(v, t), strict=True):
-        assert torch.allclose(x, y, atol=1e-6)
-
-
 def test_shipped_checkpoint_quality():
     """The shipped clip-digits checkpoint loads (checksum verified) and classifies >= 90 % zero-shot."""
     from chapter13 import checkpoints
@@ -386,14 +366,36 @@ def test_temperature_figure_updates_in_place():
 
 
 def test_exercise_checkers(capsys):
+    from chapter13.book import sec13_1 as book
     from chapter13.exercises import sec13_1 as ex
 
-    # W_v: (32, 128) and W_t: (32, 64), no biases
-    assert ex.check_projection_parameters(32 * 128 + 32 * 64)
-    assert not ex.check_projection_parameters(32 * 128 + 32 * 64 + 2 * 32)
-    assert not ex.check_projection_parameters(128 * 64 + 64 * 64)
-    assert not ex.check_projection_parameters(None)
-    assert "Not attempted" in capsys.readouterr().out
+    # the chapter's encoder as printed: per modality Linear(d, 64) -> ReLU -> Linear(64, 32), with biases
+    chapter = sum(p.numel() for p in book.MultimodalEncoder(128, 64, 32).parameters())
+    package = sum(p.numel() for p in M.MultimodalEncoder(128, 64, 32).parameters())
+    assert chapter == ex.encoder_parameters(128, 64, 32) == 16_576
+    assert package == ex.encoder_parameters(128, 64, 32, "package") == 32 * 128 + 32 * 64
+    for dims in ((12, 10, 8), (2048, 768, 512)):  # the formulas are the modules' counts at any size
+        assert ex.encoder_parameters(*dims) == sum(
+            p.numel() for p in book.MultimodalEncoder(*dims).parameters()
+        )
+        assert ex.encoder_parameters(*dims, "package") == sum(
+            p.numel() for p in M.MultimodalEncoder(*dims).parameters()
+        )
+    assert ex.check_projection_parameters(chapter)  # the exercise asks for the chapter's encoder first
+    assert ex.check_projection_parameters("16576")
+    assert not ex.check_projection_parameters(package)
+    assert "the package's head" in capsys.readouterr().out
+    assert not ex.check_projection_parameters(chapter - 2 * (64 + 32))  # the biases left out
+    assert "weights only" in capsys.readouterr().out
+    assert ex.check_projection_parameters(package, encoder="package")  # W_v: (32, 128), W_t: (32, 64)
+    assert not ex.check_projection_parameters(chapter, encoder="package")
+    assert not ex.check_projection_parameters(package + 2 * 32, encoder="package")
+    assert not ex.check_projection_parameters(128 * 64 + 64 * 64, encoder="package")
+    for encoder in ex.ENCODERS:
+        assert not ex.check_projection_parameters(None, encoder=encoder)
+        assert "Not attempted yet: count the parameters" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        ex.check_projection_parameters(chapter, encoder="clip")
 
     def reference(image_emb, text_emb, temperature):
         logits = image_emb @ text_emb.T / temperature
@@ -411,17 +413,21 @@ def test_exercise_checkers(capsys):
     assert "only the image->text direction" in capsys.readouterr().out
     assert not ex.check_contrastive_loss(broken)
     assert not ex.check_contrastive_loss(lambda a, b, t: None)
+    assert "Return the loss: logits" in capsys.readouterr().out  # the notebook's stub gets a hint
     assert not ex.check_contrastive_loss("not a function")
 
     assert ex.check_high_temperature_loss(math.log(8))
     assert not ex.check_high_temperature_loss(0.0)
     assert not ex.check_high_temperature_loss("many")
+    assert not ex.check_high_temperature_loss(None)
+    assert "softmax of 8 equal logits" in capsys.readouterr().out
 
     # rows 0 and 2 have their maximum on the diagonal, rows 1 and 3 do not: 2 / 4
     assert ex.check_recall_at_1(0.5)
     assert not ex.check_recall_at_1(50)
     assert not ex.check_recall_at_1(0.75)
     assert not ex.check_recall_at_1(None)
+    assert "is its diagonal entry" in capsys.readouterr().out
 
 
 def test_temperature_view_renders_png():

@@ -1,26 +1,28 @@
-"""Checks of chapter13.toy (2-D data, MLP denoiser, field, distances), the 13.2 book listings, the
-noise-schedule widget and the 13.2 exercise checkers."""
+"""Checks of chapter13.toy (2-D data, MLP denoiser, field, exact score, distances), the noise-schedule
+widget and the 13.2 exercise checkers. The chapter's 13.2 listings are checked in tests/test_book.py."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import matplotlib
 
 matplotlib.use("Agg")
-
+import matplotlib.pyplot
 import numpy as np
 import pytest
 import torch
 
-from chapter13.book import sec13_2 as book
-from chapter13.diffusion import NoiseSchedule, sample_ddpm
+from chapter13.diffusion import NoiseSchedule
 from chapter13.exercises import sec13_2 as ex
 from chapter13.toy import (
     TOY_DATASETS,
     ToyDenoiser,
     chamfer_distance,
     denoising_field,
+    exact_score,
+    field_figure,
     make_toy_data,
     train_toy,
 )
@@ -81,6 +83,19 @@ def test_denoising_field_with_oracle_points_to_the_data():
     torch.testing.assert_close(vectors, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_field_figure_has_one_colour_scale_and_a_colour_bar():
+    torch.manual_seed(0)
+    model, schedule = ToyDenoiser(hidden=16, depth=1, time_dim=8), NoiseSchedule.linear(100)
+    fig = field_figure(model, schedule, make_toy_data("moons", 50), ts=(80, 10))
+    panels, bar = fig.axes[:2], fig.axes[2:]
+    assert len(bar) == 1 and "log" in bar[0].get_ylabel()
+    arrows = [next(c for c in ax.collections if hasattr(c, "U")) for ax in panels]
+    assert arrows[0].norm is arrows[1].norm  # one colour scale for every panel
+    sizes = [denoising_field(model, schedule, t)[1].norm(dim=1).log() for t in (80, 10)]
+    assert arrows[0].norm.vmin == pytest.approx(min(float(v.min()) for v in sizes), rel=1e-5)
+    matplotlib.pyplot.close(fig)
+
+
 def test_train_toy_runs_and_restores_threads():
     threads = torch.get_num_threads()
     data = make_toy_data("mixture", 256)
@@ -93,73 +108,48 @@ def test_train_toy_runs_and_restores_threads():
 
 
 # ------------------------------------------------------------------------------------------------
-# the book's listings reproduce the errata they are documented for
-def test_book_forward_diffusion_uses_alpha_not_alpha_bar():
-    s = NoiseSchedule.linear(1000)
-    x0 = torch.rand(2, 1, 4, 4) * 2 - 1
-    t = torch.tensor([999, 500])
-    torch.manual_seed(0)
-    x_t, noise = book.forward_diffusion(x0, t, s.betas.float())
-    a = 1 - np.linspace(1e-4, 0.02, 1000)[t.numpy()]  # α_t, not ᾱ_t
-    expected = (
-        torch.tensor(np.sqrt(a)).float().view(-1, 1, 1, 1) * x0
-        + torch.tensor(np.sqrt(1 - a)).float().view(-1, 1, 1, 1) * noise
-    )
-    torch.testing.assert_close(x_t, expected)
-    assert not torch.allclose(x_t, s.q_sample(x0, t, noise))
+# the exact score of the noised training set (13.2.2, denoising score matching)
+def test_exact_score_is_the_gradient_of_the_log_density():
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(50, 2, generator=g, dtype=torch.float64) * 0.5
+    x = torch.randn(7, 2, generator=g, dtype=torch.float64).requires_grad_()
+    for ab in (0.999, 0.6, 0.01):
+        means, var = math.sqrt(ab) * data, 1 - ab
+        log_q = torch.logsumexp(-((x[:, None] - means[None]) ** 2).sum(-1) / (2 * var), dim=1)
+        (grad,) = torch.autograd.grad(log_q.sum(), x)
+        torch.testing.assert_close(exact_score(x.detach(), data, ab, chunk=3), grad)
 
 
-def test_book_sample_step_coefficient_is_sqrt_beta():
-    """T = 2, constant model ε̂ = 1: replay the book's two steps by hand with coefficient β/sqrt(1-α) =
-    sqrt(β), and check that DDPM eq. 11 (coefficient β_t/sqrt(1-ᾱ_t)) gives something else."""
-    betas = torch.tensor([0.1, 0.3])
-    alphas = 1 - betas
-    torch.manual_seed(0)
-    x = torch.randn(5, 2)
-    z = torch.randn(5, 2)
-    torch.manual_seed(0)
-    out = book.sample(lambda x, t: torch.ones_like(x), (5, 2), betas)
-    x1 = (x - math.sqrt(0.3)) / math.sqrt(0.7) + math.sqrt(0.3) * z
-    expected = (x1 - math.sqrt(0.1)) / math.sqrt(0.9)
-    torch.testing.assert_close(out, expected)
-    # the same two steps with DDPM eq. 11's coefficient β_t/sqrt(1-ᾱ_t) (ᾱ_2 = 0.9·0.7 = 0.63) land
-    # elsewhere by a constant: the first step differs, the last (ᾱ_1 = α_1) does not
-    shift = (math.sqrt(0.3) - 0.3 / math.sqrt(1 - alphas.prod().item())) / math.sqrt(0.7) / math.sqrt(0.9)
-    x1_fixed = (x - 0.3 / math.sqrt(0.37)) / math.sqrt(0.7) + math.sqrt(0.3) * z
-    fixed = (x1_fixed - 0.1 / math.sqrt(0.1)) / math.sqrt(0.9)
-    torch.testing.assert_close(fixed - out, torch.full((5, 2), shift))
-    assert shift > 0.05
+def test_exact_score_of_one_point_and_the_optimal_denoiser():
+    """One training point c: q_t = N(sqrt(ᾱ) c, (1 - ᾱ) I), score (sqrt(ᾱ) c - x)/(1 - ᾱ); the exact
+    ε-predictor (x - sqrt(ᾱ) c)/sqrt(1 - ᾱ) is -sqrt(1 - ᾱ) times it (Ho et al. 2020, Sec. 3.2)."""
+    c = torch.tensor([[0.2, -0.4]])
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
+    ab = 0.3
+    score = exact_score(x, c, torch.tensor(ab))
+    torch.testing.assert_close(score, ((math.sqrt(ab) * c - x) / (1 - ab)).double())
+    eps_star = (x - math.sqrt(ab) * c) / math.sqrt(1 - ab)
+    torch.testing.assert_close(-eps_star.double() / math.sqrt(1 - ab), score)
 
 
-def test_book_sample_from_model_stays_noisy_with_the_oracle():
-    s = NoiseSchedule.linear(1000)
-    c = torch.tensor([0.5, -0.5])
+def test_exact_score_refuses_bad_input():
+    x = torch.zeros(3, 2)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        exact_score(x, x, 1.0)
+    with pytest.raises(TypeError, match="one number"):
+        exact_score(x, x, torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match="same dim"):
+        exact_score(x, torch.zeros(3, 3), 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        exact_score(x * math.nan, x, 0.5)
+    with pytest.raises(ValueError, match="non-empty"):
+        exact_score(x, x[:0], 0.5)
+    with pytest.raises(TypeError, match="tensor"):
+        exact_score(x.numpy(), x, 0.5)
 
-    def oracle(x, t):
-        a = s.alpha_bars[t].float()[:, None]
-        return (x - a.sqrt() * c) / (1 - a).sqrt()
 
-    torch.manual_seed(0)
-    book_out = book.sample_from_model(oracle, s.betas.float(), (256, 2), num_steps=50)
-    ours = sample_ddpm(oracle, s, (256, 2), steps=50, progress=False, device="cpu")
-    assert (book_out - c).norm(dim=1).mean() > 0.5  # still far from the data
-    assert (ours - c).norm(dim=1).max() < 1e-3
-
-
-def test_book_simple_unet_time_embedding_is_affine_in_t():
-    torch.manual_seed(0)
-    net = book.SimpleUNet(base=8, time_dim=16)
-    assert net(torch.randn(2, 1, 28, 28), torch.tensor([1, 999])).shape == (2, 1, 28, 28)
+def test_sinusoidal_time_embedding_has_constant_norm():
     t = torch.arange(1, 1000)
-    with torch.no_grad():
-        emb = net.time_mlp(t.float().unsqueeze(-1))
-        late = emb[99:] - emb[99:].mean(dim=0)  # t = 100..999
-        s = torch.linalg.svdvals(late)
-        ours = UNet(base_channels=16).time_embed(t)[99:]
-        s_ours = torch.linalg.svdvals(ours - ours.mean(dim=0))
-    assert s[1] / s[0] < 1e-4  # the book's embeddings lie on one straight line
-    assert s_ours[1] / s_ours[0] > 0.1  # ours spread over many directions
-    assert emb[-1].norm() > 100 * emb[0].norm()
     sin = UNet(base_channels=16).time_embed[0](t)
     torch.testing.assert_close(sin.norm(dim=1), torch.full((999,), math.sqrt(8.0)))
 
@@ -239,6 +229,36 @@ def test_check_snr_crossing():
     assert not ex.check_snr_crossing(truth + 1)
     assert not ex.check_snr_crossing(None)
     assert not ex.check_snr_crossing("soon")
+    assert not ex.check_snr_crossing(496.5) and ex.check_snr_crossing(torch.tensor([496]))
+    assert ex.check_snr_crossing(259, family="linear") and not ex.check_snr_crossing(259, family="exp")
+
+
+def test_cosine_snr_crossing_is_496_by_the_closed_form():
+    """ᾱ_t (0-based t) is f(t + 1)/f(0), f(u) = cos²((u/T + s)/(1 + s) · π/2), s = 0.008 (Nichol & Dhariwal
+    2021, eq. 17): it crosses 1/2 at u = T ((1 + s) (2/π) arccos(sqrt(f(0)/2)) - s) = 496.05, so the first
+    table entry below 1/2 is u = 497, t = 496, not the midpoint 499 that cos² would give without s."""
+    T, s = 1000, 0.008
+    f0 = math.cos(s / (1 + s) * math.pi / 2) ** 2
+    u = T * ((1 + s) * (2 / math.pi) * math.acos(math.sqrt(f0 / 2)) - s)
+    assert 496 < u < 496.1
+    assert ex.snr_crossing(NoiseSchedule.cosine(T)) == math.ceil(u) - 1 == 496
+
+
+def test_the_notebook_states_the_crossing_the_checker_accepts():
+    """13.2's solution to the SNR exercise gives the number that check_snr_crossing accepts and the
+    schedule table prints (ex.snr_crossing)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "13.2-diffusion-models.ipynb"
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    check = next(i for i, c in enumerate(cells) if "ex.check_snr_crossing(" in c)
+    solution = cells[check + 1]
+    assert solution.startswith("<details><summary>Solution</summary>")
+    stated = [int(n) for n in re.findall(r"(?:# |\bt = )(\d+)", solution)]  # "# 496", "t = 496"
+    truth = ex.snr_crossing(NoiseSchedule.cosine(1000))
+    assert len(stated) >= 2 and set(stated) == {truth}, f"the solution states {stated}, the checker {truth}"
+    assert any("ex.snr_crossing(s)" in c for c in cells[:check]), "the table prints ex.snr_crossing"
 
 
 def test_check_reverse_mean():

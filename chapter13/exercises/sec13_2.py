@@ -15,6 +15,7 @@ from chapter13.diffusion import NoiseSchedule
 from chapter13.exercises import as_number, not_attempted
 
 __all__ = [
+    "SCHEDULE_FAMILIES",
     "check_ddpm_eta",
     "check_q_sample",
     "check_respaced_beta",
@@ -34,7 +35,11 @@ def _call(fn: Callable, *args: object) -> torch.Tensor | None:
 
 def check_q_sample(my_q_sample: Callable | None) -> bool:
     """``my_q_sample(x0, t, noise, alpha_bars) -> x_t`` must implement DDPM eq. 4 for (B, C, H, W) x0."""
-    if not_attempted(my_q_sample, "write my_q_sample(x0, t, noise, alpha_bars) and pass it in."):
+    if not_attempted(
+        my_q_sample,
+        "write my_q_sample(x0, t, noise, alpha_bars) that returns sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) noise "
+        "(DDPM eq. 4) with ᾱ_t = alpha_bars[t] reshaped to (B, 1, 1, 1), and pass it in.",
+    ):
         return False
     schedule = NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(13)
@@ -63,25 +68,51 @@ def check_q_sample(my_q_sample: Callable | None) -> bool:
     return False
 
 
+SCHEDULE_FAMILIES = ("linear", "cosine", "quadratic", "sigmoid")
+
+
 def snr_crossing(schedule: NoiseSchedule) -> int:
-    """The first t at which SNR(t) = ᾱ_t/(1 - ᾱ_t) drops below 1 (i.e. ᾱ_t < 1/2)."""
-    return int((schedule.snr < 1).nonzero()[0])
+    """The first t (0-based) at which SNR(t) = ᾱ_t/(1 - ᾱ_t) drops below 1 (i.e. ᾱ_t < 1/2).
+
+    For the cosine schedule with T = 1000 that is t = 496, not the midpoint 499: ᾱ_t = f(t+1)/f(0)
+    with f(u) = cos²((u/T + s)/(1 + s) · π/2) crosses 1/2 where (u/T + s)/(1 + s) = 1/2 (a little
+    later, for the division by f(0) ≈ 0.99984), i.e. at u/T ≈ 0.49605 for s = 0.008.
+    """
+    below = (schedule.snr < 1).nonzero()
+    if len(below) == 0:
+        raise ValueError(f"the SNR of {schedule!r} never drops below 1")
+    return int(below[0])
 
 
 def check_snr_crossing(answer: int | None, family: str = "cosine", T: int = 1000) -> bool:
     """``answer``: the first timestep t (0-based) at which the SNR of ``family`` falls below 1."""
-    if not_attempted(answer, f"set the first t where the {family} schedule's SNR drops below 1."):
+    if not_attempted(
+        answer,
+        f"SNR(t) = ᾱ_t / (1 - ᾱ_t) falls below 1 where ᾱ_t falls below 1/2: find the first index t "
+        f"with {family}.alpha_bars[t] < 0.5 (a boolean tensor's .nonzero() or .int().argmax()).",
+    ):
         return False
-    schedule = NoiseSchedule.cosine(T) if family == "cosine" else getattr(NoiseSchedule, family)(T)
-    truth = snr_crossing(schedule)
+    if family not in SCHEDULE_FAMILIES:
+        print(f"Unknown schedule family {family!r}; choose one of {SCHEDULE_FAMILIES}.")
+        return False
+    truth = snr_crossing(getattr(NoiseSchedule, family)(T))
     try:
-        value = int(answer)
-    except (TypeError, ValueError):
+        value = int(answer)  # an int, a NumPy integer or a one-element tensor
+        integral = not isinstance(answer, bool) and float(answer) == value
+    except (TypeError, ValueError, RuntimeError):
+        integral = False
+    if not integral:
         print(f"Not quite: the answer should be an integer timestep, got {answer!r}.")
         return False
     if value == truth:
-        print(f"Correct: t = {truth} (t/T = {truth / T:.2f}); there ᾱ_t crosses 1/2.")
+        print(f"Correct: t = {truth} (t/T = {truth / T:.3f}); there ᾱ_t crosses 1/2.")
         return True
+    if family == "cosine" and value in (T // 2 - 1, T // 2):
+        print(
+            f"Not quite: {value} is the midpoint of cos² without the offset s = 0.008; with it, "
+            "(t/T + s)/(1 + s) = 1/2 comes a little earlier. Look at alpha_bars itself."
+        )
+        return False
     hint = "later" if value < truth else "earlier"
     print(f"Not quite: {value} is off; look {hint}. SNR < 1 means ᾱ_t < 0.5: use (schedule.snr < 1).")
     return False
@@ -89,7 +120,11 @@ def check_snr_crossing(answer: int | None, family: str = "cosine", T: int = 1000
 
 def check_reverse_mean(my_reverse_mean: Callable | None) -> bool:
     """``my_reverse_mean(x_t, t, eps, betas, alpha_bars) -> μ_θ`` must implement DDPM eq. 11 (t an int)."""
-    if not_attempted(my_reverse_mean, "write my_reverse_mean(x_t, t, eps, betas, alpha_bars)."):
+    if not_attempted(
+        my_reverse_mean,
+        "write my_reverse_mean(x_t, t, eps, betas, alpha_bars) that returns (x_t - β_t / sqrt(1 - ᾱ_t) "
+        "· eps) / sqrt(α_t) (DDPM eq. 11) with α_t = 1 - β_t and ᾱ_t = alpha_bars[t], and pass it in.",
+    ):
         return False
     schedule = NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(7)
@@ -115,7 +150,11 @@ def check_reverse_mean(my_reverse_mean: Callable | None) -> bool:
 
 def check_ddpm_eta(answer: float | None) -> bool:
     """``answer``: the η for which DDIM's σ_t (eq. 16) equals the DDPM posterior's sqrt(β̃_t)."""
-    if not_attempted(answer, "set eta_ddpm to the η that turns DDIM into DDPM."):
+    if not_attempted(
+        answer,
+        "set eta_ddpm to the η at which DDIM's σ_t (eq. 16) with prev = t - 1 equals DDPM's sqrt(β̃_t) "
+        "(eq. 7); use 1 - ᾱ_t/ᾱ_{t-1} = β_t.",
+    ):
         return False
     value = as_number(answer)
     if value is None:
@@ -132,7 +171,11 @@ def check_ddpm_eta(answer: float | None) -> bool:
 
 def check_respaced_beta(my_beta: Callable | None) -> bool:
     """``my_beta(alpha_bar_t, alpha_bar_prev) -> β'``: the variance of one jump t -> prev (respacing)."""
-    if not_attempted(my_beta, "write my_beta(alpha_bar_t, alpha_bar_prev) for a jump of several steps."):
+    if not_attempted(
+        my_beta,
+        "write my_beta(alpha_bar_t, alpha_bar_prev): a jump from prev to t keeps the product of the "
+        "skipped α's of the signal (in terms of ᾱ_t and ᾱ_prev); β' is the rest, and pass it in.",
+    ):
         return False
     schedule = NoiseSchedule.linear(1000)
     ab = schedule.alpha_bars

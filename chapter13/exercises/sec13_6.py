@@ -27,7 +27,11 @@ __all__ = [
 def check_space_to_depth(my_patchify: Callable | None) -> bool:
     """``my_patchify(x: (B, 1, 28, 28)) -> (B, 4, 14, 14)``: channel ``2 i + j`` holds the pixels at
     row offset i and column offset j of every 2x2 patch (what ``F.pixel_unshuffle(x, 2)`` does)."""
-    if not_attempted(my_patchify, "write my_patchify(x) with view/permute/reshape and pass it in."):
+    if not_attempted(
+        my_patchify,
+        "write my_patchify(x): view x as (B, 1, 14, 2, 14, 2) (row block, row offset, column block, "
+        "column offset), permute the two offsets in front of the 14 x 14 grid, reshape to (B, 4, 14, 14).",
+    ):
         return False
     x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
     try:
@@ -52,7 +56,11 @@ def check_space_to_depth(my_patchify: Callable | None) -> bool:
 
 def check_ddim_grid(answer: list[int] | None, T: int = 1000, steps: int = 10) -> bool:
     """``answer``: the DDIM timesteps visited with trailing spacing, T = 1000, 10 steps (descending)."""
-    if not_attempted(answer, f"list the {steps} timesteps DDIM visits (trailing spacing, T={T})."):
+    if not_attempted(
+        answer,
+        f"list the {steps} timesteps DDIM visits, noisiest first: trailing spacing starts at T - 1 = {T - 1} "
+        f"and steps down by T/steps = {T // steps}.",
+    ):
         return False
     expected = timesteps(T, steps, "trailing")
     try:
@@ -74,7 +82,11 @@ def check_ddim_grid(answer: list[int] | None, T: int = 1000, steps: int = 10) ->
 
 def check_normalised_entropy(answer: float | None) -> bool:
     """``answer``: the normalised class entropy of 256 samples of which 128 are 1s and 128 are 7s."""
-    if not_attempted(answer, "compute H(p) / log 10 for the histogram with two classes of 128."):
+    if not_attempted(
+        answer,
+        "the class frequencies are p = (1/2, 1/2, 0, ..., 0); compute H = -Σ p_k log p_k and divide by "
+        "log 10, the entropy of ten equally frequent digits.",
+    ):
         return False
     value = as_number(answer)
     if value is None:
@@ -92,7 +104,11 @@ def check_normalised_entropy(answer: float | None) -> bool:
 
 def check_frechet_1d(answer: float | None) -> bool:
     """``answer``: the Fréchet distance between N(0, 1) and N(2, 4) (variance 4)."""
-    if not_attempted(answer, "compute (mu1 - mu2)^2 + s1^2 + s2^2 - 2 s1 s2 for N(0, 1) and N(2, 4)."):
+    if not_attempted(
+        answer,
+        "in one dimension d² = (μ1 - μ2)² + σ1² + σ2² - 2 σ1 σ2 with σ the standard deviations (variance 4 "
+        "means σ = 2); compute it for N(0, 1) and N(2, 4).",
+    ):
         return False
     value = as_number(answer)
     if value is None:
@@ -112,7 +128,11 @@ def check_frechet_1d(answer: float | None) -> bool:
 
 def check_ema_window(answer: float | None, decay: float = 0.999) -> bool:
     """``answer``: roughly how many recent training steps an EMA with ``decay`` averages over."""
-    if not_attempted(answer, f"estimate the averaging window of an EMA with decay {decay}."):
+    if not_attempted(
+        answer,
+        f"the weights of k steps ago enter the EMA with weight (1 - d) d^k, d = {decay}: compute their "
+        "mean age Σ k (1 - d) d^k (a geometric series), or where d^k has fallen to 1/e.",
+    ):
         return False
     value = as_number(answer)
     if value is None:

@@ -123,7 +123,7 @@ class TemperatureView(View):
         axes[0].set_title("cosine similarity S")
         fig.colorbar(im0, ax=axes[0], fraction=0.046)
         self.softmax_image = axes[1].imshow(np.eye(len(s)), cmap="viridis", vmin=0, vmax=1)
-        self.title = axes[1].set_title(" ")
+        self.title = axes[1].set_title(" \n ")  # two lines, as update writes them (the layout is fixed here)
         fig.colorbar(self.softmax_image, ax=axes[1], fraction=0.046)
         for ax in axes[:2]:
             ax.set_xlabel("caption j")
@@ -131,7 +131,7 @@ class TemperatureView(View):
             ax.set_yticks(range(len(s)))
         axes[1].set_ylabel("image i")
         if labels is not None:
-            axes[0].set_yticks(range(len(s)), [f"{label} {i}" for i, label in enumerate(labels)], fontsize=7)
+            axes[0].set_yticks(range(len(s)), [f"{label} {i}" for i, label in enumerate(labels)], fontsize=8)
         else:
             axes[0].set_ylabel("image i")
         taus, losses = temperature_loss_curve(s)
@@ -141,7 +141,7 @@ class TemperatureView(View):
         (self.marker,) = axes[2].plot([0.07], [losses[0]], "o", color="tab:red")
         axes[2].set_xlabel("temperature tau")
         axes[2].set_ylabel("contrastive loss")
-        axes[2].legend(fontsize=7, loc="lower right")
+        axes[2].legend(fontsize=8, loc="lower right")
         self.headline = fig.text(0.5, 0.98, " ", ha="center", va="top", fontsize=11)
         fig.tight_layout(rect=(0, 0, 1, 0.93))
         self.dynamic = [self.softmax_image, self.marker, self.title, self.headline]
@@ -152,7 +152,7 @@ class TemperatureView(View):
         numbers = temperature_softmax(self.similarity, tau)
         self.softmax_image.set_data(numbers["p_image_to_text"])
         self.marker.set_data([tau], [numbers["loss"]])
-        self.title.set_text(f"softmax over captions, tau = {tau:.3g}")
+        self.title.set_text(f"softmax over captions\ntau = {tau:.3g}")
         self.headline.set_text(f"loss = {numbers['loss']:.3f}    mean p(match) = {numbers['diagonal']:.2f}")
         self.numbers = numbers
         return self.figure
