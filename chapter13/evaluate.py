@@ -18,8 +18,9 @@ checkpoint ``digit-classifier``; its recipe is ``chapter13.recipes.classifier``)
 
 The classifier is trained with outlier exposure (Hendrycks, Mazeika & Dietterich 2019, see
 ``make_outliers``): without it, it was more than 90 % sure of 36 % of pure-noise images and of every
-blank canvas, so a broken sampler could look good. Real digits are the yardstick:
-``reference_metrics()`` scores real training digits against the test split.
+blank canvas, so a broken sampler could look good. Real digits are the yardstick, and
+held-out ones (the classifier was trained on the training digits, which it calls 100 % confident):
+``reference_metrics()`` scores ``n`` test digits against the *other* test digits (``held_out_split``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import nn
 
 from chapter13 import checkpoints
 from chapter13.config import check_device, check_finite, check_model_input
-from chapter13.data import as_model_range, load_mnist
+from chapter13.data import as_model_range, interleave_classes, load_mnist
 
 NUM_CLASSES = 10
 CONFIDENCE_THRESHOLD = 0.9
@@ -428,12 +429,25 @@ def class_accuracy(
     return float((probs.argmax(1) == labels).float().mean())
 
 
-def reference_metrics(n: int | None = None) -> dict[str, Any]:
-    """``sample_metrics`` of real digits: ``n`` bundled *training* digits (all 4,000 by default)
-    against the test split, the yardstick for generated samples (the Fréchet distance of real
-    digits is not 0 at small ``n``: it shows the estimator's bias for that sample size)."""
-    x, _ = load_mnist("train")
-    if n is not None:
-        g = torch.Generator().manual_seed(0)
-        x = x[torch.randperm(len(x), generator=g)[:n]]
-    return sample_metrics(x)
+def held_out_split(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The yardstick for generated digits and its Fréchet reference, disjoint: ``n`` bundled test
+    digits that take the classes in turn, and the remaining ``1000 - n`` test digits.
+
+    Returns ``(yardstick, reference)``: (n, 1, 28, 28) and (1000 - n, 1, 28, 28) in [-1, 1]. Score
+    samples and the yardstick against the same reference: ``classify(reference)[1]``.
+    """
+    x, y = load_mnist("test")
+    if isinstance(n, bool) or not isinstance(n, int) or not 10 <= n <= len(x) - 10:
+        raise ValueError(
+            f"n must be an int in [10, {len(x) - 10}] (test digits for the yardstick), got {n!r}"
+        )
+    order = interleave_classes(y)
+    return x[order[:n]], x[order[n:]]
+
+
+def reference_metrics(n: int = 256) -> dict[str, Any]:
+    """``sample_metrics`` of ``n`` real test digits against the other test digits
+    (:func:`held_out_split`): what generated samples are compared with. The Fréchet distance of real
+    digits is not 0 at small ``n``: it shows the estimator's bias for that sample size."""
+    yardstick, reference = held_out_split(n)
+    return sample_metrics(yardstick, reference_features=classify(reference)[1])

@@ -316,7 +316,10 @@ class ImageEncoder(nn.Module):
 
 
 class MultimodalEncoder(nn.Module):
-    """The chapter's 13.1.1 joint embedding: one linear projection head per modality, L2-normalised.
+    """A joint embedding as CLIP builds it: one linear projection per modality, L2-normalised.
+
+    The chapter's 13.1.1 ``MultimodalEncoder`` (``chapter13.book.sec13_1``) uses a two-layer MLP head
+    with biases per modality instead (SimCLR's choice); both give unit vectors in one joint space.
 
     ``visual_features: (B, visual_dim)`` and ``text_features: (B', text_dim)`` map to
     ``(B, joint_dim)`` and ``(B', joint_dim)`` unit vectors, so their dot product is the cosine

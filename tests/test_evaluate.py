@@ -295,3 +295,20 @@ def test_the_classifier_names_dtype_device_and_batch_fixes():
         evaluate.augment(x, max_rotation_deg=math.nan)
     with pytest.raises(TypeError, match="integer digits"):
         evaluate.class_accuracy(x, [2.5] * 4)
+
+
+def test_the_yardstick_is_held_out_test_digits():
+    from chapter13.evaluate import held_out_split, reference_metrics
+
+    x_test, _ = load_mnist("test")
+    yardstick, reference = held_out_split(256)
+    assert len(yardstick) == 256 and len(reference) == len(x_test) - 256
+    both = torch.cat([yardstick, reference]).flatten(1)
+    assert torch.unique(both, dim=0).shape[0] == torch.unique(x_test.flatten(1), dim=0).shape[0]  # disjoint
+    assert sorted(both.sum(1).tolist()) == sorted(
+        x_test.flatten(1).sum(1).tolist()
+    )  # the test split, all of it
+    metrics = reference_metrics(256)
+    assert metrics["n"] == 256 and metrics["class_entropy"] > 0.99 and metrics["confident_fraction"] > 0.9
+    with pytest.raises(ValueError, match="n must be an int"):
+        held_out_split(5)

@@ -95,10 +95,12 @@ ERRATA = (
         section="13.1.2",
         listing="contrastive_loss",
         kind="simplification",
-        finding="The temperature is a fixed argument (0.07), and nothing is checked: two batches of "
-        "different sizes give a cross_entropy shape error, not a message.",
+        finding="The temperature is a fixed argument (0.07), and nothing is checked: 8 images with 5 "
+        "captions raise IndexError ('Target 5 is out of bounds'), 5 with 8 a cross_entropy batch-size "
+        "ValueError; neither says what is wrong.",
         why="CLIP learns the temperature as a log logit scale initialised at log(1/0.07) and clipped at "
-        "100 (Radford et al. 2021, Sec. 2.5); 13.1.5 shows what a fixed one costs.",
+        "100 (Radford et al. 2021, Sec. 2.5); the notebook's 'Beyond the chapter: the temperature' shows "
+        "what a fixed one costs.",
         package="chapter13.multimodal.TinyCLIP",
         notebook="13.1-multimodal-foundations",
     ),

@@ -173,8 +173,8 @@ ERRATA = (
         section="13.3.4",
         listing="CrossAttentionBlock",
         kind="correct",
-        finding="One head of width channels with the scale channels ** -0.5: the scaled dot-product "
-        "attention of the head it computes: on its own projections it equals "
+        finding="One head of width channels with the scale channels ** -0.5, the scaled dot-product "
+        "attention of the head it computes; on its own projections it equals "
         "torch.nn.functional.scaled_dot_product_attention to float precision.",
         why="Vaswani et al. 2017, eq. 1 (divide by sqrt(d_k) of the head). The package adds several heads "
         "and a padding mask, so that padded caption positions get no weight.",
