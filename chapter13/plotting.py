@@ -228,7 +228,7 @@ def plot_localization_fit(
     ax1.set_xlabel("auditory report (button, deg)")
     ax1.set_ylabel("proportion of reports")
     ax1.set_title(f"sound at {sound:g}°: data (dots), {best.strategy} fit (lines)", fontsize=10)
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=8)
     d, bias = fitting.visual_bias(seen["s_v"], seen["s_a"], seen["auditory"], buttons)
     ax2.plot(d, bias, "ko", label="data")
     for strategy, result in comparison.fits.items():
@@ -290,5 +290,5 @@ def plot_flash_beep_fit(table: fitting.FlashBeepTable, fit: dict) -> Figure:
     ax.set_xlabel("number of beeps")
     ax.set_ylabel("mean reported flashes")
     ax.set_title(f"{table.kind} table (dots), fitted observer (lines), rmse {fit['rmse']:.2f}", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, ncol=2)
     return fig

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SECTIONS = ["13.0", "13.1", "13.2", "13.3", "13.4", "13.5", "13.6"]
+SECTIONS = ["13.0", "13.1", "13.2", "13.3", "13.4", "13.5", "13.6", "13.7"]
 
 
 def _load(path):

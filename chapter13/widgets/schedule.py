@@ -83,7 +83,7 @@ class ScheduleView(View):
         self.ax_ab.set(xlabel="t / T", ylabel="ᾱ_t (signal fraction)", xlim=(0, 1), ylim=(-0.02, 1.02))
         self.ax_snr.set(xlabel="t / T", ylabel="log SNR", xlim=(0, 1), ylim=(-12, 10))
         self.ax_snr.axhline(0, c="0.6", lw=0.6)
-        self.ax_ab.legend(fontsize=7, loc="upper right")
+        self.ax_ab.legend(fontsize=8, loc="upper right")
         self.images = []
         for ax in self.ax_img:
             self.images.append(ax.imshow(np.zeros(image.shape), cmap="gray", vmin=-1, vmax=1))

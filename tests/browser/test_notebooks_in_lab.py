@@ -52,6 +52,7 @@ PROMISES: dict[str, Promise] = {
         ),
     ),
     "13.6": Promise(0, elements=((".jp-OutputArea-output .animation img", 1),)),  # the denoising animation
+    "13.7": Promise(0, elements=((".jp-OutputArea-output img", 4),)),  # no widgets: the four demos' figures
 }
 """Keyed by the notebook's section number (its file name's first four characters)."""
 

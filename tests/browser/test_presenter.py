@@ -38,6 +38,7 @@ PRESENTER_PROMISES: dict[str, Promise] = {
         ),
     ),
     "13.6": Promise(0, elements=((".animation img", 1),)),
+    "13.7": Promise(0, elements=((".jp-OutputArea-output img", 4),)),  # the four demos' figures
 }
 """Keyed by the page's section number: the widgets each presenter page must show and redraw."""
 
