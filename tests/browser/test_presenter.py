@@ -131,6 +131,11 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir,
             f"{notebook.name}: {views.count()} widgets rendered, the page promises {promise.min_views}"
         )
         for selector, least in promise.elements:
+            try:  # Voila renders outputs in the browser after the load event: wait for them, then count
+                page.locator(selector).nth(least - 1).wait_for(state="attached", timeout=60_000)
+            except Exception as error:  # playwright's TimeoutError (playwright is imported only when present)
+                if type(error).__name__ != "TimeoutError":
+                    raise  # the assertion below says how many there are after a timeout
             found = page.locator(selector).count()
             summary.setdefault("elements", {})[selector] = found
             assert found >= least, f"{notebook.name} promises {least} x {selector!r}, found {found}"
