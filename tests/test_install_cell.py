@@ -168,6 +168,8 @@ def test_install_cell_installs_from_the_repository_where_chapter13_is_missing(tm
     target = clone[-1]
     assert pip[:3] == [result["executable"], "-m", "pip"], f"must use the kernel's own pip: {pip}"
     assert "install" in pip and pip[-2:] == ["-e", target], f"must pip install -e the clone: {pip}"
+    assert "-q" not in pip, "show pip's output: on Colab its warnings are the only sign of a conflict"
+    assert "[" not in target, "no extras: the core dependencies leave Colab's Jupyter packages alone"
     origin = Path(result["origin"] or "")
     assert origin.parent == tmp_path / target / "chapter13", (
         f"after the cell, `import chapter13` must find the clone, found {result['origin']}"
