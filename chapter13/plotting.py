@@ -189,7 +189,25 @@ def plot_fusion_accuracy(rows: Sequence[dict[str, float]]) -> Figure:
     return fig
 
 
-STRATEGY_COLORS = {"averaging": "tab:blue", "selection": "tab:orange", "matching": "tab:green"}
+OKABE_ITO = {
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+    "black": "#000000",
+}
+"""Okabe & Ito's (2008) palette, told apart with every common colour-vision deficiency; figures that
+tell categories apart pair it with line styles or labels, so that colour is never the only cue."""
+
+STRATEGY_COLORS = {
+    "averaging": OKABE_ITO["blue"],
+    "selection": OKABE_ITO["orange"],
+    "matching": OKABE_ITO["bluish green"],
+}
+STRATEGY_STYLES = {"averaging": "-", "selection": "--", "matching": ":"}
 
 
 def plot_localization_fit(
@@ -241,7 +259,7 @@ def plot_localization_fit(
         ax2.plot(
             dm,
             bm,
-            "-",
+            STRATEGY_STYLES.get(strategy, "-"),
             color=STRATEGY_COLORS.get(strategy, "k"),
             label=f"{strategy} (dAIC {result.aic - best.aic:.1f})",
         )

@@ -230,7 +230,10 @@ def test_interactive_runs_the_update_times_it_and_shows_errors():
 
     slider = ipywidgets.FloatSlider(value=0.2, min=-1, max=1, description="k")
     box = interactive(view, {"k": slider}, [["k"]], update, errors=(ValueError,), show_latency=True)
-    assert box.children == (slider, view.image_widget, box.message) and box.image is view.image_widget
+    assert (
+        box.children == (slider, view.image_widget, box.message, box.description)
+        and box.image is view.image_widget
+    )
     assert seen == [0.2] and len(box.timer) == 1 and box.timer is view.timer
     first = bytes(box.image.value)
     slider.value = 0.5
@@ -321,3 +324,36 @@ def test_every_control_moves_the_picture(name):
         control.value = _moved(control)
         assert bytes(box.image.value) != before, f"{name}: moving {description!r} left the picture as it was"
         assert len(box.timer) == timed + 1 and box.view.blits >= 1, f"{name}: {description!r} was not blitted"
+
+
+def test_every_widget_image_has_a_text_description_that_follows_its_updates():
+    from matplotlib.figure import Figure
+
+    from chapter13.widgets import neuro as nw
+    from chapter13.widgets.view import describe_figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([0, 1], [2, 3], label="a line")
+    ax.bar([0, 1], [0.25, 0.75])
+    ax.set(title="a title", xlabel="time (s)")
+    ax.legend()
+    ax.text(0.5, 0.5, "readout 1.0")
+    text = describe_figure(fig)
+    for part in (
+        "Panel 1 of 1",
+        "'a title'",
+        "x: time (s) from",
+        "legend: a line",
+        "bars: 0.25, 0.75",
+        "readout 1.0",
+    ):
+        assert part in text, (part, text)
+    assert describe_figure(Figure()) == "An empty figure."
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        describe_figure("a figure")
+    box = nw.mcgurk_widget()
+    before = box.description.value
+    assert box.description in box.children and "Text description" in before and "congruence 0.00" in before
+    box.controls["congruence"].value = 0.5
+    assert "congruence 0.50" in box.description.value and box.description.value != before

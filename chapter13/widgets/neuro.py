@@ -34,6 +34,7 @@ from matplotlib.patches import Rectangle
 
 from chapter13 import neuro
 from chapter13.book.sec13_5 import simulate_cross_modal_binding
+from chapter13.plotting import OKABE_ITO
 from chapter13.widgets.view import View, ViewBox, interactive
 
 __all__ = [
@@ -54,7 +55,10 @@ __all__ = [
 ]
 
 DPI = 72
-COLORS = {"ba": "tab:blue", "da": "tab:red", "ga": "tab:green"}
+COLORS = {"ba": OKABE_ITO["blue"], "da": OKABE_ITO["vermillion"], "ga": OKABE_ITO["bluish green"]}
+STYLES = {"ba": "-", "da": "--", "ga": ":"}
+HATCHES = {"ba": "", "da": "//", "ga": ".."}
+"""Each syllable has a colour-blind-safe colour and a line style (bars: a hatch), never colour alone."""
 BOOK_CODES = {"ba": 0.0, "da": 1.0, "ga": 2.0}
 """Numbers standing in for the syllables when calling the book's toy (it cannot take strings)."""
 
@@ -90,7 +94,7 @@ class McGurkView(View):
         self.curve = np.zeros((self.N_POINTS, len(neuro.SYLLABLES)))
         self.ax1.axvspan(0.3, 0.7, color="0.9", label="book: 'da' here")
         self.lines = {
-            n: self.ax1.plot(self.c, self.c * 0, color=COLORS[n], lw=2, label=f'"{n}"')[0]
+            n: self.ax1.plot(self.c, self.c * 0, STYLES[n], color=COLORS[n], lw=2, label=f'"{n}"')[0]
             for n in neuro.SYLLABLES
         }
         self.marker = self.ax1.axvline(0, color="k", ls="--", lw=1)
@@ -99,6 +103,9 @@ class McGurkView(View):
         self.ax1.set_xlim(0, 1)
         self.ax1.legend(fontsize=8, loc="center right")
         self.bars = self.ax2.bar(list(neuro.SYLLABLES), [0, 0, 0], color=[COLORS[n] for n in neuro.SYLLABLES])
+        for bar, name in zip(self.bars, neuro.SYLLABLES, strict=True):
+            bar.set_hatch(HATCHES[name])
+            bar.set_edgecolor("white")
         self.ax2.set_ylim(0, 1.45)  # head room: the two notes sit above the tallest possible bar
         self.ax2.set_yticks(np.linspace(0, 1, 6))
         box = dict(fc="lightyellow", ec="0.6")

@@ -45,6 +45,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.spines import Spine
 from matplotlib.transforms import Bbox
@@ -56,6 +57,7 @@ __all__ = [
     "LatencyTimer",
     "View",
     "ViewBox",
+    "describe_figure",
     "interactive",
     "png_bytes",
 ]
@@ -479,6 +481,71 @@ class View:
         return png
 
 
+# --- a text alternative for the image ------------------------------------------------------------------
+
+
+def _label(text: str) -> str:
+    return " ".join(text.split())
+
+
+def describe_figure(figure: Figure) -> str:
+    """A plain-text description of ``figure`` for readers who cannot see the image: each panel's
+    title, its axes (label and range), its legend and its visible text, in reading order.
+
+    Built from the figure's own artists (no drawing), so it follows every update; a widget shows it
+    under its image (:func:`interactive`).
+    """
+    if not isinstance(figure, Figure):
+        raise TypeError(f"describe_figure expects a matplotlib Figure, got {type(figure).__name__}")
+    parts = []
+    suptitle = getattr(figure, "_suptitle", None)
+    if suptitle is not None and suptitle.get_visible() and suptitle.get_text().strip():
+        parts.append(_label(suptitle.get_text()) + ".")
+    panels = [ax for ax in figure.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    for number, ax in enumerate(panels, 1):
+        bits = []
+        if ax.get_title():
+            bits.append(f"'{_label(ax.get_title())}'")
+        for name, label, limits in (
+            ("x", ax.get_xlabel(), ax.get_xlim()),
+            ("y", ax.get_ylabel(), ax.get_ylim()),
+        ):
+            if ax.axison and (label or ax.has_data()):
+                what = f"{name}: {_label(label)}" if label else name
+                bits.append(f"{what} from {limits[0]:.3g} to {limits[1]:.3g}")
+        legend = ax.get_legend()
+        if legend is not None:
+            names = [_label(t.get_text()) for t in legend.get_texts() if t.get_text().strip()]
+            if names:
+                bits.append("legend: " + ", ".join(names))
+        for container in ax.containers:
+            if isinstance(container, BarContainer) and len(container) <= 12:
+                sizes = [
+                    p.get_width() if container.orientation == "horizontal" else p.get_height()
+                    for p in container
+                ]
+                name = (
+                    f"bars '{_label(container.get_label())}'"
+                    if not container.get_label().startswith("_")
+                    else "bars"
+                )
+                bits.append(f"{name}: " + ", ".join(f"{v:.3g}" for v in sizes))
+        texts = [_label(t.get_text()) for t in ax.texts if t.get_visible() and t.get_text().strip()]
+        if texts:
+            bits.append("text: " + "; ".join(texts[:8]) + (" ..." if len(texts) > 8 else ""))
+        if bits:
+            parts.append(f"Panel {number} of {len(panels)}: " + "; ".join(bits) + ".")
+    return " ".join(parts) or "An empty figure."
+
+
+def _description_html(figure: Figure) -> str:
+    return (
+        "<details class='ch13-description'><summary style='font-size:8pt;color:#555'>"
+        f"Text description of the figure</summary><p style='font-size:9pt'>{html.escape(describe_figure(figure))}"
+        "</p></details>"
+    )
+
+
 # --- controls over a view ------------------------------------------------------------------------------
 
 
@@ -487,12 +554,15 @@ class ViewBox(ipywidgets.VBox):
 
     Attributes: ``controls`` (name -> control), ``image`` (the ``ipywidgets.Image``), ``view``,
     ``timer`` (the view's :class:`LatencyTimer`, one entry per update shown), ``message`` (the line
-    under the image for errors and timings, or None) and ``update()`` (redraw for the current values).
+    under the image for errors and timings, or None), ``description`` (the image's text alternative,
+    :func:`describe_figure`, refreshed with every update) and ``update()`` (redraw for the current
+    values).
     """
 
     controls: dict[str, ipywidgets.Widget]
     view: View
     message: ipywidgets.HTML | None
+    description: ipywidgets.HTML
 
     @property
     def image(self) -> ipywidgets.Image:
@@ -522,8 +592,9 @@ def interactive(
     ``update(**values)`` (default ``view.update``; ``values`` maps each control's name to its value)
     and shows the view, timed by ``view.timer``. The first update runs now.
 
-    A row of one name is the control itself, a longer row an ``HBox``. An exception of a type in
-    ``errors`` (a bad setting, an unknown word) is shown in red under the image, which keeps the last
+    A row of one name is the control itself, a longer row an ``HBox``. Under the image, a collapsed
+    text description of the figure (:func:`describe_figure`) follows every update. An exception of a
+    type in ``errors`` (a bad setting, an unknown word) is shown in red under the image, which keeps the last
     good picture; ``show_latency`` writes each update's time there. ``continuous_update`` (when not
     None) is set on every control that has it; ``wide_descriptions`` gives descriptions their own width.
     """
@@ -538,6 +609,7 @@ def interactive(
             control.style = {"description_width": "initial"}
     run = view.update if update is None else update
     message = ipywidgets.HTML() if errors or show_latency else None
+    description = ipywidgets.HTML()
 
     def redraw(_change: object = None) -> None:
         values = {name: control.value for name, control in controls.items()}
@@ -545,6 +617,7 @@ def interactive(
             with view.timer.measure():
                 run(**values)
                 view.show()
+            description.value = _description_html(view.figure)
         except errors as error:
             message.value = f"<span style='color:#b00'>⚠ {html.escape(str(error))}</span>"
             return
@@ -554,8 +627,8 @@ def interactive(
     lines = [
         controls[row[0]] if len(row) == 1 else ipywidgets.HBox([controls[n] for n in row]) for row in rows
     ]
-    box = ViewBox([*lines, view.image_widget, *([message] if message is not None else [])])
-    box.controls, box.view, box.message = controls, view, message
+    box = ViewBox([*lines, view.image_widget, *([message] if message is not None else []), description])
+    box.controls, box.view, box.message, box.description = controls, view, message, description
     box._redraw = redraw
     for control in controls.values():
         control.observe(redraw, names="value")
