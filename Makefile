@@ -13,7 +13,7 @@ NO_INSTALL ?=
 SKIP_INSTALL := $(filter 1,$(NO_INSTALL))
 SETUP := $(if $(SKIP_INSTALL),venv-exists,$(STAMP))
 
-.PHONY: lab test unit notebooks lint checkpoints bench browser present clean-venv help venv-exists
+.PHONY: lab test unit notebooks lint checkpoints bench browser present site clean-venv help venv-exists
 
 help:
 	@echo "make lab          create .venv if missing, install, open JupyterLab on notebooks/"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench        run the benchmark scripts and print their tables"
 	@echo "make present      serve presenter/ (one page per section) code-hidden with Voila, offline"
 	@echo "make browser      every notebook and presenter page in headless Chromium (skipped without it)"
+	@echo "make site         the rendered companion in _site/: every notebook run at full size, as HTML"
 	@echo "NO_INSTALL=1      with any target: use .venv as it is, never pip (no network)"
 
 # constraints.txt pins every package to the versions this repository is tested with, so that each fresh
@@ -81,6 +82,13 @@ present: $(if $(SKIP_INSTALL),venv-exists,$(PRESENT_STAMP))
 # CH13_BROWSER_REQUIRED=1, so that there a missing browser fails. 3 minutes on an idle 2-core CPU, 4 to 6 when busy.
 browser: $(if $(SKIP_INSTALL),venv-exists,$(BROWSER_STAMP))
 	$(PY) -m pytest tests/browser -q -p no:cacheprovider --durations=5
+
+# The rendered companion: every notebook executed at full size (about 12 minutes on 2 cores), as HTML with
+# its figures, plus the errata, timings, glossary and "if it is slow" pages; offline, into _site/.
+# SITE_ARGS=--quick builds it in quick mode (what tests/test_site.py checks).
+SITE_ARGS ?=
+site: $(SETUP)
+	$(PY) site/build.py $(SITE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -121,7 +121,7 @@ def test_install_free_path_runs_no_pip_with_the_network_cut_off():
 def test_no_install_leaves_out_every_install_step():
     """Dry runs (``make -n``) with a stale stamp: every target the suite and a student use runs pip
     without ``NO_INSTALL=1`` (so the check below can fail) and never with it."""
-    targets = ["lab", "lint", "unit", "notebooks", "present", "browser", "checkpoints", "bench"]
+    targets = ["lab", "lint", "unit", "notebooks", "present", "browser", "checkpoints", "bench", "site"]
     for target in targets:
         command = ["make", "-n", "-W", "pyproject.toml", target, f"VENV={VENV}"]
         plain = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
