@@ -441,7 +441,8 @@ def test_temperature_view_renders_png():
     assert torch.allclose(torch.as_tensor(view.softmax_image.get_array()), e / e.sum(dim=1, keepdim=True))
     assert view.render(0.5) != png and (view.full_draws, view.blits) == (1, 1)  # the update is blitted
     box = temperature_widget(s)
-    slider, image = box.children
+    slider, image, description = box.children
+    assert description is box.description
     before = image.value
     slider.value = 1.0
     assert image.value != before  # moving the slider redraws the picture
