@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib import animation
+from matplotlib import animation, cycler
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torchvision.utils import make_grid, save_image
@@ -201,6 +202,41 @@ OKABE_ITO = {
 }
 """Okabe & Ito's (2008) palette, told apart with every common colour-vision deficiency; figures that
 tell categories apart pair it with line styles or labels, so that colour is never the only cue."""
+
+LINE_STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
+
+
+def accessible_style() -> dict:
+    """Matplotlib settings for figures that colour-blind readers can read: Okabe-Ito colours, each with
+    its own line style (so that lines differ by more than colour), and no text under 8 pt."""
+    colors = [
+        OKABE_ITO[name]
+        for name in (
+            "blue",
+            "orange",
+            "bluish green",
+            "vermillion",
+            "reddish purple",
+            "sky blue",
+            "black",
+            "yellow",
+        )
+    ]
+    return {
+        "axes.prop_cycle": cycler(color=colors) + cycler(linestyle=LINE_STYLES),
+        "font.size": 10.0,
+        "legend.fontsize": 8.5,
+        "xtick.labelsize": 9.0,
+        "ytick.labelsize": 9.0,
+        "image.cmap": "viridis",
+    }
+
+
+def use_accessible_style() -> None:
+    """Apply :func:`accessible_style` to every figure drawn from now on (each notebook's set-up cell
+    calls it)."""
+    matplotlib.rcParams.update(accessible_style())
+
 
 STRATEGY_COLORS = {
     "averaging": OKABE_ITO["blue"],

@@ -31,3 +31,21 @@ def test_animate_clips_has_one_frame_per_video_frame():
     assert html.count("data:image/png;base64") == 5
     with pytest.raises(ValueError, match=r"\(B, C, F, H, W\)"):
         animate_clips(clips[:, :, 0])  # a batch of images is not a batch of clips
+
+
+def test_the_accessible_style_pairs_every_colour_with_a_line_style():
+    import matplotlib
+
+    from chapter13.plotting import OKABE_ITO, accessible_style, use_accessible_style
+
+    style = accessible_style()
+    cycle = list(style["axes.prop_cycle"])
+    assert len({c["color"] for c in cycle}) == len({str(c["linestyle"]) for c in cycle}) == len(cycle) == 8
+    assert {c["color"] for c in cycle} == set(OKABE_ITO.values())
+    assert min(v for k, v in style.items() if "size" in k) >= 8
+    before = dict(matplotlib.rcParams)
+    try:
+        use_accessible_style()
+        assert matplotlib.rcParams["axes.prop_cycle"] == style["axes.prop_cycle"]
+    finally:
+        matplotlib.rcParams.update(before)
