@@ -42,6 +42,7 @@ __all__ = [
     "auditory_code",
     "empirical_receptive_field",
     "evaluate_fusion",
+    "fusion_posteriors",
     "receptive_fields",
 ]
 
@@ -396,6 +397,42 @@ DEFAULT_NOISE_LEVELS: tuple[tuple[float, float], ...] = (
 levels in each pair were matched (on a calibration run) so that the two streams degrade together."""
 
 
+@torch.no_grad()
+def fusion_posteriors(
+    model: TwoStreamFusion,
+    images: torch.Tensor,
+    heard: torch.Tensor,
+    image_noise: float,
+    sound_noise: float,
+    *,
+    generator: torch.Generator,
+    batch_size: int = 500,
+) -> dict[str, torch.Tensor]:
+    """The class probabilities of the three read-outs, ``"visual"``, ``"auditory"`` and ``"fused"``:
+    ``(N, 10)`` float64 each, for ``images`` (N, 1, 28, 28) shown with the sound code of the digits
+    ``heard`` (N,) (their own labels, or others for a conflict).
+
+    The noise of the whole set is drawn first (images, then sounds, from ``generator``), so that
+    ``batch_size`` changes how the model is called, not what it sees.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(images) == 0 or len(heard) != len(images):
+        raise ValueError(
+            f"need a non-empty batch with one label per image, got {len(images)} images and {len(heard)} labels"
+        )
+    noisy = add_image_noise(images, image_noise, generator=generator)
+    sounds = auditory_code(heard, sound_noise, generator=generator)
+    device = next(model.parameters()).device
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {"visual": [], "auditory": [], "fused": []}
+    for i in range(0, len(images), batch_size):
+        out = model(noisy[i : i + batch_size].to(device), sounds[i : i + batch_size].to(device))
+        for key, chunks in parts.items():
+            chunks.append(F.softmax(out[key].double().cpu(), dim=1))
+    return {key: torch.cat(chunks) for key, chunks in parts.items()}
+
+
 def evaluate_fusion(
     model: TwoStreamFusion,
     x: torch.Tensor,
@@ -412,35 +449,22 @@ def evaluate_fusion(
     ``"enhancement"`` is Meredith & Stein's index on accuracies, 100 (AV - max(V, A)) / max(V, A).
 
     Args:
-        x: ``(N, 1, 28, 28)`` images in [-1, 1]; y: ``(N,)`` labels. The noise is seeded.
+        x: ``(N, 1, 28, 28)`` images in [-1, 1]; y: ``(N,)`` labels. The noise is seeded per level
+            (:func:`fusion_posteriors`: the same for any ``batch_size``).
 
     Returns:
         one dict per level: ``image_noise``, ``sound_noise``, ``visual``, ``auditory``, ``fused``,
         ``product``, ``enhancement``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if len(x) == 0 or len(y) != len(x):
-        raise ValueError(
-            f"need a non-empty batch with one label per image, got {len(x)} images and {len(y)} labels"
-        )
-    device = next(model.parameters()).device
-    model.eval()
     rows = []
     for level, (sv, sa) in enumerate(noise_levels):
         generator = torch.Generator().manual_seed(seed + 1000 * level)
-        hits = dict(visual=0, auditory=0, fused=0, product=0)
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-                image = add_image_noise(xb, sv, generator=generator)
-                sound = auditory_code(yb, sa, generator=generator)
-                out = model(image.to(device), sound.to(device))
-                out = {k: v.cpu() for k, v in out.items()}
-                out["product"] = F.log_softmax(out["visual"], 1) + F.log_softmax(out["auditory"], 1)
-                for key in hits:
-                    hits[key] += int((out[key].argmax(1) == yb).sum())
-        acc = {k: v / len(x) for k, v in hits.items()}
+        p = fusion_posteriors(model, x, y, sv, sa, generator=generator, batch_size=batch_size)
+        p["product"] = p["visual"].log() + p["auditory"].log()
+        acc = {
+            k: float((p[k].argmax(1) == y.cpu()).double().mean())
+            for k in ("visual", "auditory", "fused", "product")
+        }
         enh = float(enhancement_index(acc["fused"], [acc["visual"], acc["auditory"]]))
         rows.append(dict(image_noise=sv, sound_noise=sa, **acc, enhancement=enh))
     return rows

@@ -33,7 +33,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
@@ -43,7 +42,7 @@ from torch import nn
 from chapter13.config import check_finite, check_seed, torch_threads
 from chapter13.diffusion import sample_ddim, timesteps
 from chapter13.evaluate import CONFIDENCE_THRESHOLD, classify
-from chapter13.hierarchy import DTMF_HZ, TwoStreamFusion, add_image_noise, auditory_code
+from chapter13.hierarchy import DTMF_HZ, TwoStreamFusion, auditory_code, fusion_posteriors
 from chapter13.multimodal import contrastive_loss, recall_at_k, similarity_matrix
 from chapter13.neuro import enhancement_index, hebbian_association, mle_combine
 from chapter13.plotting import show_grid
@@ -635,32 +634,21 @@ def av_trials(
             f"need a non-empty batch of images (N, 1, 28, 28) with one label each, got {tuple(images.shape)} "
             f"and {tuple(labels.shape)}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     seed = check_seed(seed)
     shift = torch.randint(1, 10, (len(labels),), generator=torch.Generator().manual_seed(seed))
     heard = labels if congruent else (labels + shift) % 10
-    device = next(model.parameters()).device
-    model.eval()
     out = []
     for level, (sv, sa) in enumerate(conditions):
         generator = torch.Generator().manual_seed(seed + 1000 * (level + 1))
-        noisy_images = add_image_noise(
-            images, sv, generator=generator
-        )  # all at once: batch_size changes nothing
-        sounds = auditory_code(heard, sa, generator=generator)
-        parts: dict[str, list[torch.Tensor]] = {"visual": [], "auditory": [], "fused": []}
-        for i in range(0, len(labels), batch_size):
-            logits = model(noisy_images[i : i + batch_size].to(device), sounds[i : i + batch_size].to(device))
-            for key in parts:
-                parts[key].append(F.softmax(logits[key].double().cpu(), dim=1))
-        p = {k: torch.cat(v).numpy() for k, v in parts.items()}
-        digits = dict(visual_digit=labels.numpy().copy(), auditory_digit=heard.numpy().copy())
+        p = {k: v.numpy() for k, v in fusion_posteriors(
+            model, images, heard, sv, sa, generator=generator, batch_size=batch_size
+        ).items()}  # fmt: skip
         out.append(
             AVTrials(
                 float(sv),
                 float(sa),
-                **digits,
+                visual_digit=labels.numpy().copy(),
+                auditory_digit=heard.numpy().copy(),
                 p_visual=p["visual"],
                 p_auditory=p["auditory"],
                 p_fused=p["fused"],

@@ -223,3 +223,19 @@ def test_image_noise_sizes_and_model_inputs_are_checked():
         H.evaluate_fusion(model, x[:0], y[:0], [(0.1, 0.1)])
     with pytest.raises(ValueError, match="n_probes"):
         H.empirical_receptive_field(model.visual, "V1", -1)
+
+
+def test_fusion_evaluation_does_not_depend_on_the_batch_size():
+    """The noise of the whole set is drawn before the model is called in batches (it used to be drawn
+    batch by batch, so the figures changed with batch_size)."""
+    from chapter13.checkpoints import load_model
+    from chapter13.data import load_mnist
+
+    model = load_model("av-fusion-digits")
+    x, y = load_mnist("test", limit=60)
+    rows = [H.evaluate_fusion(model, x, y, [(3.5, 2.0), (5.5, 3.0)], seed=4, batch_size=b) for b in (7, 60)]
+    assert rows[0] == rows[1]
+    x, y = x[:12], y[:12]
+    p = H.fusion_posteriors(model, x, y, 1.0, 1.0, generator=torch.Generator().manual_seed(1), batch_size=5)
+    assert set(p) == {"visual", "auditory", "fused"} and all(v.shape == (12, 10) for v in p.values())
+    torch.testing.assert_close(p["fused"].sum(1), torch.ones(12, dtype=torch.float64))
