@@ -80,10 +80,12 @@ class PatchUNet(DiffusionModel):
             ``chapter13.unet.UNet``; ``attention_resolutions`` are sizes of the *patched* feature maps
             (14, 7, ... for 28x28 and p = 2).
         schedule, T: the noise schedule (``make_schedule``) the model is trained for.
-        prediction: ``"v"`` (the network predicts v, Salimans & Ho 2022) or ``"eps"`` (it predicts ε
-            directly, as in DDPM). Either way ``forward`` returns ε̂.
+        prediction: ``"v"`` (the network predicts v, Salimans & Ho 2022), ``"eps"`` (it predicts ε
+            directly, as in DDPM) or ``"edm"`` (Karras et al. 2022's preconditioning with
+            ``sigma_data``; see ``chapter13.diffusion.DiffusionModel``). Either way ``forward`` returns ε̂.
         max_norm_groups: at most this many GroupNorm groups per layer (see ``regroup_norms``); 32
             keeps the U-Net's own choice.
+        sigma_data: σ_d of ``prediction="edm"``; ``None`` otherwise.
 
     forward(x: (B, C, H, W), t: (B,) long) -> (B, C, H, W).
     """
@@ -102,8 +104,9 @@ class PatchUNet(DiffusionModel):
         T: int = 1000,
         prediction: str = "v",
         max_norm_groups: int = 8,
+        sigma_data: float | None = None,
     ):
-        super().__init__(prediction, schedule, T)  # validates all three; v̂ → ε̂ uses the schedule's ᾱ
+        super().__init__(prediction, schedule, T, sigma_data)  # validates them; v̂ → ε̂ uses the schedule's ᾱ
         if not isinstance(patch_size, int) or patch_size < 1:
             raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
         if image_size % patch_size:
@@ -137,6 +140,8 @@ class PatchUNet(DiffusionModel):
             "prediction": prediction,
             "max_norm_groups": max_norm_groups,
         }
+        if sigma_data is not None:  # only EDM models carry it, so older configs stay valid
+            self.config["sigma_data"] = sigma_data
 
     def predict(self, x: Tensor, t: Tensor, **cond: Any) -> Tensor:
         """The U-Net's output (v̂ or ε̂, by ``prediction``) for ``x`` (B, C, H, W), on 2x2 patches."""

@@ -510,8 +510,9 @@ def _randn(
 
 # --------------------------------------------------------------------------------------------------
 # The diffusion-model base
-PREDICTIONS = ("eps", "v")
-"""What a denoiser's network may output: ε (Ho et al. 2020) or v (Salimans & Ho 2022, §4)."""
+PREDICTIONS = ("eps", "v", "edm")
+"""What a denoiser's network may output: ε (Ho et al. 2020), v (Salimans & Ho 2022, §4) or the
+preconditioned F of Karras et al. 2022 (EDM)."""
 
 
 class DiffusionModel(nn.Module):
@@ -528,37 +529,115 @@ class DiffusionModel(nn.Module):
       clean estimate ``x̂_0 = (x_t - sqrt(1 - ᾱ_t) ε̂) / sqrt(ᾱ_t)`` multiplies the network's error by
       ``1 / sqrt(ᾱ_t)`` (2·10⁴ at the cosine schedule's last step); with v nothing is amplified, which
       is why the briefly trained models of this package predict v.
+    - ``prediction="edm"``: the preconditioning of Karras et al. 2022 (EDM, eq. 7 and Table 1),
+      ``D(x; σ) = c_skip x + c_out F(c_in x)`` with ``c_skip = σ_d²/(σ² + σ_d²)``,
+      ``c_out = σ σ_d / sqrt(σ² + σ_d²)``, ``c_in = 1/sqrt(σ² + σ_d²)``, written for the VP process
+      (``x = x_t / sqrt(ᾱ_t)``, ``σ² = (1 - ᾱ_t)/ᾱ_t``; ``edm_coefficients``). ``sigma_data`` is σ_d,
+      the data's scale (EDM uses 0.5). With σ_d = 1 it is v-prediction (F = -v).
 
-    ``target(x0, noise, t)`` is what the network is trained to output (ε or v), and ``schedule`` the
+    ``target(x0, noise, t)`` is what the network is trained to output (ε, v or F), ``network_output``
+    the network's output for a noisy input (with EDM's input scaling), and ``schedule`` the
     ``NoiseSchedule`` the model was built for (``make_schedule(schedule, T)``): sample it with that.
 
     Args:
-        prediction: ``"eps"`` or ``"v"``.
+        prediction: ``"eps"``, ``"v"`` or ``"edm"``.
         schedule: the schedule's name for ``make_schedule`` (``"cosine"`` or ``"linear"``).
         T: number of diffusion steps.
+        sigma_data: σ_d of ``prediction="edm"`` (a positive number); ``None`` for the others.
     """
 
-    def __init__(self, prediction: str = "eps", schedule: str = "cosine", T: int = 1000) -> None:
+    def __init__(
+        self,
+        prediction: str = "eps",
+        schedule: str = "cosine",
+        T: int = 1000,
+        sigma_data: float | None = None,
+    ) -> None:
         super().__init__()
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if prediction == "edm":
+            if (
+                sigma_data is None
+                or isinstance(sigma_data, bool)
+                or not check_finite(sigma_data, "sigma_data") > 0
+            ):
+                raise ValueError(
+                    f"prediction='edm' needs sigma_data, the data's scale, a positive number "
+                    f"(Karras et al. 2022 use 0.5), got {sigma_data!r}"
+                )
+        elif sigma_data is not None:
+            raise ValueError(f"sigma_data belongs to prediction='edm'; prediction={prediction!r} takes None")
         self.prediction = prediction
+        self.sigma_data = None if sigma_data is None else float(sigma_data)
         self.schedule_name = schedule
         self.T = T
         self.schedule = make_schedule(schedule, T)
 
     def predict(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor:  # pragma: no cover - abstract
-        """The network's raw output (ε̂ or v̂) for ``x_t`` (B, ...) and ``t`` (B,) long."""
+        """The network's raw output (ε̂, v̂ or F) for its input ``x_t`` (B, ...) and ``t`` (B,) long."""
         raise NotImplementedError(f"{type(self).__name__} must implement predict(x_t, t, **cond)")
 
+    def _alpha_bar(self, t: Tensor, like: Tensor) -> Tensor:
+        """ᾱ_t (B, 1, ..., 1) for ``t`` (B,), checked, in the dtype and on the device of ``like``."""
+        schedule = self.schedule
+        return schedule._gather(schedule.alpha_bars, schedule._check_t_tensor(t, like.shape[0]), like)
+
+    def edm_coefficients(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(c_in, c_skip, c_out)`` of Karras et al. 2022, Table 1, for the VP input ``x_t``.
+
+        With ``a = ᾱ_t``, ``s = σ_d²`` and ``d = 1 - a + a s``: ``c_in = 1/sqrt(d)`` scales ``x_t``,
+        ``x̂_0 = c_skip x_t + c_out F`` with ``c_skip = s sqrt(a)/d`` and ``c_out = σ_d sqrt(1 - a)/sqrt(d)``
+        (EDM's c_skip x + c_out F with ``x = x_t/sqrt(a)``, ``σ² = (1 - a)/a``). Each is shaped to
+        broadcast against ``like`` (B, ...).
+        """
+        a = self._alpha_bar(t, like)
+        s = self.sigma_data**2
+        d = 1 - a + a * s
+        return d.rsqrt(), s * a.sqrt() / d, self.sigma_data * (1 - a).sqrt() / d.sqrt()
+
+    def network_output(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor:
+        """``predict`` on the network's input: ``x_t`` itself, or ``c_in x_t`` for EDM."""
+        if self.prediction == "edm":
+            x_t = self.edm_coefficients(t, x_t)[0] * x_t
+        return self.predict(x_t, t, **cond)
+
     def target(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
-        """What ``predict`` is trained to output: ε, or ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0``."""
-        return noise if self.prediction == "eps" else self.schedule.v_target(x0, noise, t)
+        """What ``network_output`` is trained to output: ε, ``v = sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x_0``, or
+        EDM's ``F = (x_0 - c_skip x_t) / c_out`` (Karras et al. 2022, eq. 8)."""
+        if self.prediction == "eps":
+            return noise
+        if self.prediction == "v":
+            return self.schedule.v_target(x0, noise, t)
+        # (x_0 - c_skip x_t) / c_out with x_t = sqrt(a) x_0 + sqrt(1 - a) ε, simplified (no cancellation):
+        # F = (sqrt(1 - a) x_0 - σ_d² sqrt(a) ε) / (σ_d sqrt(d))
+        a = self._alpha_bar(t, x0)
+        s = self.sigma_data**2
+        noise = noise.to(x0)
+        return ((1 - a).sqrt() * x0 - s * a.sqrt() * noise) / (self.sigma_data * (1 - a + a * s).sqrt())
+
+    def x0_gain(self, t: Tensor, like: Tensor) -> Tensor:
+        """|∂x̂_0 / ∂(network output)|: how an error of the output becomes an error of x̂_0
+        (``sqrt(1 - ᾱ)/sqrt(ᾱ)`` for ε, ``sqrt(1 - ᾱ)`` for v, ``c_out`` for EDM), shaped like ``like``."""
+        a = self._alpha_bar(t, like)
+        if self.prediction == "eps":
+            return ((1 - a) / a).sqrt()
+        if self.prediction == "v":
+            return (1 - a).sqrt()
+        return self.edm_coefficients(t, like)[2]
 
     def forward(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor:
         """ε̂(x_t, t), whatever the network predicts inside; shaped like ``x_t``."""
-        out = self.predict(x_t, t, **cond)
-        return out if self.prediction == "eps" else self.schedule.eps_from_v(x_t, t, out)
+        out = self.network_output(x_t, t, **cond)
+        if self.prediction == "eps":
+            return out
+        if self.prediction == "v":
+            return self.schedule.eps_from_v(x_t, t, out)
+        # ε̂ = (x_t - sqrt(a) x̂_0) / sqrt(1 - a) with x̂_0 = c_skip x_t + c_out F, simplified so that
+        # nothing is divided by sqrt(1 - a): ε̂ = sqrt(1 - a)/d x_t - σ_d sqrt(a)/sqrt(d) F.
+        a = self._alpha_bar(t, x_t)
+        d = 1 - a + a * self.sigma_data**2
+        return (1 - a).sqrt() / d * x_t - self.sigma_data * a.sqrt() / d.sqrt() * out.to(x_t)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -592,12 +671,14 @@ def diffusion_loss(
         model: ``model(x_t, t, **cond) -> ε̂`` with ``t`` (B,) long; a ``DiffusionModel`` for ``space="native"``.
         x0: (B, ...) clean data.
         space: ``"eps"`` compares ε̂ with ε (DDPM); ``"native"`` compares the network's own output
-            ``model.predict`` with ``model.target`` (v for a v-model, Salimans & Ho 2022, §4; for an
-            ε-model the two spaces are the same).
+            ``model.network_output`` with ``model.target`` (v for a v-model, Salimans & Ho 2022, §4;
+            EDM's F, Karras et al. 2022, eq. 8, whose unit weight there is their λ(σ) = 1/c_out²; for
+            an ε-model the two spaces are the same).
         min_snr_gamma: Min-SNR-γ weighting (Hang et al. 2023, §3.4; γ = 5): each example's loss times
             ``min(SNR_t, γ) / SNR_t`` for an ε-target and ``min(SNR_t, γ) / (SNR_t + 1)`` for a v-target,
             i.e. an x_0-loss weighted by ``min(SNR_t, γ)`` either way (for a v-model the two spaces then
-            give the same objective, since ``ε̂ - ε = sqrt(ᾱ_t) (v̂ - v)``). ``None``: unweighted.
+            give the same objective, since ``ε̂ - ε = sqrt(ᾱ_t) (v̂ - v)``); in general
+            ``min(SNR_t, γ) · model.x0_gain(t)²`` in the native space. ``None``: unweighted.
         error: ``error(pred, target) -> (B,)`` per-example error; the default is the MSE. Extra error
             terms go here, e.g. the temporal-consistency term of 13.4
             (``partial(temporal.consistency_loss, temporal_weight=0.5, reduction="none")``).
@@ -625,12 +706,13 @@ def diffusion_loss(
         )
     if not 0 <= check_finite(p_uncond, "p_uncond") <= 1:
         raise ValueError(f"p_uncond is a probability and must lie in [0, 1], got {p_uncond}")
-    native = space == "native" and getattr(model, "prediction", "eps") == "v"
+    native = space == "native" and getattr(model, "prediction", "eps") != "eps"
     if native and (
         model.T != schedule.T or not torch.allclose(model.schedule.alpha_bars, schedule.alpha_bars, atol=1e-6)
     ):
         raise ValueError(
-            f"this v-prediction model was built for the {model.schedule_name!r} schedule with T={model.T}; "
+            f"this {model.prediction}-prediction model was built for the {model.schedule_name!r} schedule "
+            f"with T={model.T}; "
             f"train it with that schedule (model.schedule), not {schedule!r}"
         )
     if p_uncond:
@@ -644,7 +726,7 @@ def diffusion_loss(
     x_t = schedule.q_sample(x0, t, noise)
     t = t.to(x0.device)
     if native:
-        pred, target = model.predict(x_t, t, **cond), model.target(x0, noise, t)
+        pred, target = model.network_output(x_t, t, **cond), model.target(x0, noise, t)
     else:
         pred, target = model(x_t, t, **cond), noise
     if pred.shape != target.shape:
@@ -654,9 +736,12 @@ def diffusion_loss(
         )
     per_example = error(pred, target)
     if min_snr_gamma is not None:
-        snr = schedule.snr[t.cpu()]
-        weight = snr.clamp(max=min_snr_gamma) / (snr + 1.0 if native else snr)
-        per_example = per_example * weight.to(per_example)
+        snr = schedule.snr[t.cpu()].to(per_example)
+        if native:  # an x_0-error weighted by min(SNR, γ), in the network's own output space
+            weight = snr.clamp(max=min_snr_gamma) * model.x0_gain(t, snr).square()
+        else:
+            weight = snr.clamp(max=min_snr_gamma) / snr
+        per_example = per_example * weight
     return per_example.mean()
 
 

@@ -330,3 +330,104 @@ def test_loss_refuses_non_finite_weights(kwargs):
     x0 = torch.randn(4, 2)
     with pytest.raises(ValueError, match="finite"):
         diffusion_loss(_Scale(), NoiseSchedule.linear(10), x0, null={}, **kwargs)
+
+
+# --- (f) EDM preconditioning (Karras et al. 2022) ------------------------------------------------------
+
+
+class _Fixed(DiffusionModel):
+    """A DiffusionModel whose network outputs ``self.out`` and records the input it was given."""
+
+    def __init__(self, prediction: str, sigma_data: float | None = None) -> None:
+        super().__init__(prediction, "cosine", 1000, sigma_data)
+
+    def predict(self, x_t, t):
+        self.seen = x_t
+        return self.out
+
+
+T_GRID = torch.tensor([0, 1, 10, 100, 500, 900, 998, 999])
+
+
+def _draws(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    x0 = torch.rand(len(T_GRID), 1, 4, 4, generator=_rng(seed), dtype=torch.float64) * 2 - 1
+    return x0, torch.randn(x0.shape, generator=_rng(seed + 1), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("sigma_data", [0.25, 0.5, 1.0, 2.0])
+def test_edm_coefficients_are_karras_table_1_in_vp_coordinates(sigma_data):
+    """Karras et al. 2022, Table 1: c_skip = σ_d²/(σ²+σ_d²), c_out = σσ_d/sqrt(σ²+σ_d²),
+    c_in = 1/sqrt(σ²+σ_d²) act on x = x_t/sqrt(ᾱ) with σ² = (1-ᾱ)/ᾱ; ours act on x_t."""
+    model = _Fixed("edm", sigma_data)
+    a = model.schedule.alpha_bars[T_GRID].view(-1, 1, 1, 1)
+    sigma = ((1 - a) / a).sqrt()
+    c_in, c_skip, c_out = model.edm_coefficients(
+        T_GRID, torch.zeros(len(T_GRID), 1, 4, 4, dtype=torch.float64)
+    )
+    k = sigma**2 + sigma_data**2
+    torch.testing.assert_close(c_in, k.rsqrt() / a.sqrt())
+    torch.testing.assert_close(c_skip, sigma_data**2 / k / a.sqrt())
+    torch.testing.assert_close(c_out, sigma * sigma_data / k.sqrt())
+
+
+@pytest.mark.parametrize("sigma_data", [0.5, 1.0])
+def test_edm_model_with_the_exact_output_returns_the_noise_and_the_clean_digit(sigma_data):
+    """If the network outputs the training target F, forward gives back ε at every t (the cosine
+    schedule's two ends included) and c_skip x_t + c_out F gives back x_0: target and forward invert
+    each other (eq. 7 and 8)."""
+    model = _Fixed("edm", sigma_data)
+    x0, noise = _draws()
+    x_t = model.schedule.q_sample(x0, T_GRID, noise)
+    model.out = model.target(x0, noise, T_GRID)
+    torch.testing.assert_close(model(x_t, T_GRID), noise, rtol=1e-9, atol=1e-9)
+    c_in, c_skip, c_out = model.edm_coefficients(T_GRID, x0)
+    torch.testing.assert_close(c_skip * x_t + c_out * model.out, x0, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(model.seen, c_in * x_t)  # the network sees c_in x_t
+    # the input scaling gives unit variance for data of scale σ_d: Var(c_in x_t) = 1 at every t
+    a = model.schedule.alpha_bars[T_GRID]
+    torch.testing.assert_close(c_in.flatten() ** 2 * (a * sigma_data**2 + 1 - a), torch.ones_like(a))
+
+
+def test_edm_with_unit_sigma_data_is_v_prediction():
+    """With σ_d = 1: c_in = 1, and F = -v, so forward equals the v-model's for the negated output."""
+    edm, v = _Fixed("edm", 1.0), _Fixed("v")
+    x0, noise = _draws(2)
+    torch.testing.assert_close(edm.target(x0, noise, T_GRID), -v.target(x0, noise, T_GRID))
+    x_t = edm.schedule.q_sample(x0, T_GRID, noise)
+    out = torch.randn(x_t.shape, generator=_rng(9), dtype=torch.float64)
+    edm.out, v.out = out, -out
+    torch.testing.assert_close(edm(x_t, T_GRID), v(x_t, T_GRID))
+    torch.testing.assert_close(edm.seen, x_t)
+
+
+def test_edm_min_snr_loss_is_the_same_objective_in_both_spaces():
+    """Min-SNR-γ weights an x_0-error by min(SNR, γ) in either space (x0_gain² = c_out² in F space),
+    so for an EDM model too the ε-space and the native loss are one number for the same draws."""
+    model = _randomise(PatchUNet(**dict(TINY_PATCH, prediction="edm", sigma_data=0.5))).double()
+    assert model.config["sigma_data"] == 0.5 and PatchUNet(**model.config).config == model.config
+    assert "sigma_data" not in PatchUNet(**TINY_PATCH).config  # v and ε configs stay as they were
+    schedule = model.schedule
+    x0 = torch.rand(32, 1, 28, 28, generator=_rng(0), dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        eps_space = diffusion_loss(model, schedule, x0, space="eps", min_snr_gamma=5.0, generator=_rng(3))
+        native = diffusion_loss(model, schedule, x0, space="native", min_snr_gamma=5.0, generator=_rng(3))
+        unweighted = diffusion_loss(model, schedule, x0, space="native", generator=_rng(3))
+    torch.testing.assert_close(native, eps_space, rtol=1e-10, atol=0)
+    assert not torch.allclose(native, unweighted, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "sigma_data", "message"),
+    [
+        ("edm", None, "needs sigma_data"),
+        ("edm", 0.0, "positive number"),
+        ("edm", -0.5, "positive number"),
+        ("edm", True, "positive number"),
+        ("edm", float("nan"), "sigma_data"),
+        ("v", 0.5, "belongs to prediction='edm'"),
+        ("x0", None, "prediction must be one of"),
+    ],
+)
+def test_bad_edm_settings_say_what_is_wrong(prediction, sigma_data, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _Fixed(prediction, sigma_data)
