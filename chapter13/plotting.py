@@ -139,11 +139,11 @@ def plot_stage_activations(model: HierarchicalCNN, image: torch.Tensor, n_maps: 
             if j == 0:
                 ax.set_title(f"{name} {tuple(maps.shape[1:])}", fontsize=8, loc="left")
     ax = fig.add_subplot(grid[3, 1:])
-    ax.bar(range(len(stages["association"])), stages["association"], color="tab:blue")
+    ax.bar(range(len(stages["association"])), stages["association"], color=OKABE_ITO["blue"])
     ax.set_title("association layer (unit activity)", fontsize=9)
     ax = fig.add_subplot(grid[4, 1:])
     probs = torch.softmax(torch.from_numpy(stages["decision"]), 0).numpy()
-    ax.bar(range(len(probs)), probs, color="tab:green")
+    ax.bar(range(len(probs)), probs, color=OKABE_ITO["bluish green"])
     ax.set_xticks(range(len(probs)))
     ax.set_title("decision (class probabilities)", fontsize=9)
     return fig
@@ -183,7 +183,7 @@ def plot_fusion_accuracy(rows: Sequence[dict[str, float]]) -> Figure:
     ax1.set_ylabel("accuracy (%)")
     ax1.legend()
     best = [100 * max(r["visual"], r["auditory"]) for r in rows]
-    ax2.plot(best, [r["enhancement"] for r in rows], "o-", color="tab:red")
+    ax2.plot(best, [r["enhancement"] for r in rows], "o-", color=OKABE_ITO["vermillion"])
     ax2.set_xlabel("best single-stream accuracy (%)")
     ax2.set_ylabel("enhancement index (%)")
     ax2.set_title("inverse effectiveness")
@@ -202,6 +202,9 @@ OKABE_ITO = {
 }
 """Okabe & Ito's (2008) palette, told apart with every common colour-vision deficiency; figures that
 tell categories apart pair it with line styles or labels, so that colour is never the only cue."""
+
+NEUTRAL_GRAY = "#999999"
+"""Grey for what is not a category (a background bar, a reference line)."""
 
 LINE_STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
 

@@ -260,8 +260,8 @@ def trajectory_figure(
     path = torch.stack(trajectory)  # (K+1, N, 2)
     ax.scatter(data[:, 0], data[:, 1], s=2, c="0.8", label="data")
     for i in range(min(n_paths, path.shape[1])):
-        ax.plot(path[:, i, 0], path[:, i, 1], lw=0.6, alpha=0.6, c="tab:blue")
-    ax.scatter(path[-1, :, 0], path[-1, :, 1], s=3, c="tab:red", label="samples", zorder=3)
+        ax.plot(path[:, i, 0], path[:, i, 1], lw=0.6, alpha=0.6, c="#0072B2")  # Okabe-Ito blue
+    ax.scatter(path[-1, :, 0], path[-1, :, 1], s=3, c="#D55E00", label="samples", zorder=3)  # vermillion dots
     ax.set(xlim=(-LIMIT, LIMIT), ylim=(-LIMIT, LIMIT), aspect="equal", title=title, xticks=[], yticks=[])
     return fig
 

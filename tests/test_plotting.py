@@ -49,3 +49,22 @@ def test_the_accessible_style_pairs_every_colour_with_a_line_style():
         assert matplotlib.rcParams["axes.prop_cycle"] == style["axes.prop_cycle"]
     finally:
         matplotlib.rcParams.update(before)
+
+
+def test_no_package_figure_uses_matplotlibs_default_tableau_colours():
+    """Figures draw with the Okabe-Ito palette (``plotting.OKABE_ITO``), not matplotlib's "tab:" colours,
+    whose red/green and blue/purple pairs colour-blind readers confuse. The printed listings of
+    ``chapter13.book`` stay as the chapter has them."""
+    from pathlib import Path
+
+    import chapter13
+
+    root = Path(chapter13.__file__).parent
+    offenders = [
+        f"{path.relative_to(root)}:{i}"
+        for path in sorted(root.rglob("*.py"))
+        if "book" not in path.relative_to(root).parts
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"[\"']tab:[a-z]+[\"']", line)
+    ]
+    assert offenders == []

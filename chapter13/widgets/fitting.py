@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from chapter13 import fitting, neuro
+from chapter13.plotting import OKABE_ITO
 from chapter13.widgets.view import View, ViewBox, interactive
 
 __all__ = ["EXAMPLE_TRIALS", "FittingView", "fitting_figure", "fitting_widget"]
@@ -81,14 +82,16 @@ class FittingView(View):
         grid = np.linspace(0, span, 2)
         self.bias_data = self.ax2.plot(grid, grid * 0, "ko", ms=5)[0]
         self.bias_model = self.ax2.plot(grid, grid * 0, "-", color="0.4", lw=1.5)[0]
-        self.bias_fit = self.ax2.plot(grid, grid * 0, "--", color="tab:red", lw=1.5, visible=False)[0]
+        self.bias_fit = self.ax2.plot(
+            grid, grid * 0, "--", color=OKABE_ITO["vermillion"], lw=1.5, visible=False
+        )[0]
         self.ax2.axhline(0, color="0.8", lw=0.8)
         self.ax2.set_xlim(0, span * 1.05)
         self.ax2.set_ylim(-0.3, 1.05)
         self.ax2.set_xlabel("audio-visual disparity (deg)")
         self.ax2.set_ylabel("visual bias of the heard position")
         proxies = [Line2D([], [], ls="", marker="o", color="k", ms=5), Line2D([], [], color="0.4", lw=1.5),
-                   Line2D([], [], ls="--", color="tab:red", lw=1.5)]  # fmt: skip
+                   Line2D([], [], ls="--", color=OKABE_ITO["vermillion"], lw=1.5)]  # fmt: skip
         self.ax2.legend(proxies, ["data", "simulated observer", "best fit"], fontsize=8, loc="upper right")
         self.title = self.fig.suptitle("", fontsize=10)
         self.dynamic = [*self.data_lines, *self.model_lines, *self.fit_lines, *self.labels, self.bias_data,

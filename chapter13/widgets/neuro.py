@@ -34,7 +34,7 @@ from matplotlib.patches import Rectangle
 
 from chapter13 import neuro
 from chapter13.book.sec13_5 import simulate_cross_modal_binding
-from chapter13.plotting import OKABE_ITO
+from chapter13.plotting import NEUTRAL_GRAY, OKABE_ITO
 from chapter13.widgets.view import View, ViewBox, interactive
 
 __all__ = [
@@ -200,8 +200,10 @@ class VentriloquistView(View):
         self.s = np.linspace(-self.MAX_DISPARITY, self.MAX_DISPARITY + 10, 300)
         self.d = np.linspace(0.5, self.MAX_DISPARITY, 40)
         zeros = self.s * 0
-        self.lik_v = self.ax1.plot(self.s, zeros, color="tab:orange", label="visual likelihood")[0]
-        self.lik_a = self.ax1.plot(self.s, zeros, color="tab:purple", label="auditory likelihood")[0]
+        self.lik_v = self.ax1.plot(self.s, zeros, color=OKABE_ITO["orange"], label="visual likelihood")[0]
+        self.lik_a = self.ax1.plot(
+            self.s, zeros, color=OKABE_ITO["reddish purple"], ls="--", label="auditory likelihood"
+        )[0]
         self.prior = self.ax1.plot(self.s, zeros, color="0.6", ls=":", label="prior")[0]
         self.estimates = [self.ax1.axvline(0, color="k", ls=style, lw=1.2) for style in ("--", ":", "-")]
         self.ax1.legend(fontsize=8, loc="upper left")
@@ -212,7 +214,9 @@ class VentriloquistView(View):
         self.ax1.set_xlabel("azimuth (deg)")
         self.ax1.set_yticks([])
         self.ax1.set_xlim(self.s[0], self.s[-1])
-        self.bias = self.ax2.plot(self.d, self.d * 0, color="tab:red", lw=2, label="causal inference")[0]
+        self.bias = self.ax2.plot(
+            self.d, self.d * 0, color=OKABE_ITO["vermillion"], lw=2, label="causal inference"
+        )[0]
         self.fused = self.ax2.plot(self.d, self.d * 0, color="0.4", ls="--", label="forced fusion")[0]
         self.ax2.axhline(0, color="0.4", ls=":", label="segregation")
         self.marker2 = self.ax2.axvline(0, color="k", lw=0.8)
@@ -220,10 +224,12 @@ class VentriloquistView(View):
         self.ax2.set_xlabel("disparity (deg)")
         self.ax2.set_ylabel("visual bias of auditory percept")
         self.ax2.set_ylim(-0.05, 1.0)
-        self.common = self.ax3.plot(self.d, self.d * 0, color="tab:blue", lw=2, label="P(p(C=1|x) > 0.5)")[0]
-        self.posterior = self.ax3.plot(self.d, self.d * 0, color="tab:blue", ls="--", label="mean p(C=1|x)")[
-            0
-        ]
+        self.common = self.ax3.plot(
+            self.d, self.d * 0, color=OKABE_ITO["blue"], lw=2, label="P(p(C=1|x) > 0.5)"
+        )[0]
+        self.posterior = self.ax3.plot(
+            self.d, self.d * 0, color=OKABE_ITO["blue"], ls="--", label="mean p(C=1|x)"
+        )[0]
         self.marker3 = self.ax3.axvline(0, color="k", lw=0.8)
         self.ax3.legend(fontsize=8, loc="upper right")
         self.ax3.set_ylim(0, 1)
@@ -325,15 +331,19 @@ class TugOfWarView(View):
         self.fig.subplots_adjust(left=0.03, right=0.98, bottom=0.32, top=0.9, wspace=0.12)
         self.x = np.linspace(-1, 1, 400)
         zeros = self.x * 0
-        self.vis = self.ax1.plot(self.x, zeros, color="tab:orange", lw=2, label=" ")[0]
-        self.aud = self.ax1.plot(self.x, zeros, color="tab:purple", lw=2, label=" ")[0]
+        self.vis = self.ax1.plot(self.x, zeros, color=OKABE_ITO["orange"], lw=2, label=" ")[0]
+        self.aud = self.ax1.plot(self.x, zeros, color=OKABE_ITO["reddish purple"], lw=2, ls="--", label=" ")[
+            0
+        ]
         self.comb = self.ax1.plot(self.x, zeros, color="k", lw=2.5, label=" ")[0]
         self.mark = self.ax1.axvline(0, color="k", ls="--", lw=1)
         self.legend = self.ax1.legend(fontsize=8)
         self.ax1.set_xlabel("position")
         self.ax1.set_yticks([])
-        self.bar_v = self.ax2.barh([0], [0.5], color="tab:orange", label=" ")[0]
-        self.bar_a = self.ax2.barh([0], [0.5], left=[0.5], color="tab:purple", label=" ")[0]
+        self.bar_v = self.ax2.barh([0], [0.5], color=OKABE_ITO["orange"], label=" ")[0]
+        self.bar_a = self.ax2.barh(
+            [0], [0.5], left=[0.5], color=OKABE_ITO["reddish purple"], hatch="//", label=" "
+        )[0]
         self.ax2.axvline(0.5, color="k", lw=1)
         self.ax2.set_xlim(0, 1)
         self.ax2.set_yticks([])
@@ -403,7 +413,7 @@ class FlashBeepView(View):
         self.ax1, self.ax2 = self.fig.subplots(1, 2)
         self.fig.subplots_adjust(left=0.07, right=0.93, bottom=0.16, top=0.9, wspace=0.25)
         self.counts = np.arange(1, 5)
-        self.bars = self.ax1.bar(self.counts, self.counts * 0.0, color="tab:gray")
+        self.bars = self.ax1.bar(self.counts, self.counts * 0.0, color=NEUTRAL_GRAY)
         self.ax1.set_xticks(self.counts)
         self.ax1.set_ylim(0, 1)
         self.ax1.set_xlabel("reported number of flashes")
@@ -443,7 +453,8 @@ class FlashBeepView(View):
         table = _flash_beep_table(float(sigma_v), float(sigma_a), float(p_common))
         for k, bar in zip(self.counts, self.bars, strict=True):
             bar.set_height(probs[k - 1])
-            bar.set_color("tab:green" if k == n_flashes else "tab:gray")
+            bar.set_color(OKABE_ITO["bluish green"] if k == n_flashes else NEUTRAL_GRAY)
+            bar.set_hatch("//" if k == n_flashes else "")  # the flash count shown: colour and hatching
         self.ax1.set_title(
             f"{n_flashes} flash(es) + {n_beeps} beep(s): mean report {probs @ self.counts:.2f}", fontsize=10
         )

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from chapter13.plotting import OKABE_ITO
 from chapter13.widgets.view import View, ViewBox, interactive
 
 TAU_RANGE = (0.005, 2.0)
@@ -137,8 +138,10 @@ class TemperatureView(View):
         taus, losses = temperature_loss_curve(s)
         axes[2].loglog(taus, losses, color="0.3")
         axes[2].axhline(np.log(len(s)), color="0.6", ls="--", lw=1, label="log B (chance)")
-        axes[2].axvline(0.07, color="tab:green", ls=":", lw=1, label="CLIP's initial tau = 0.07")
-        (self.marker,) = axes[2].plot([0.07], [losses[0]], "o", color="tab:red")
+        axes[2].axvline(
+            0.07, color=OKABE_ITO["bluish green"], ls=":", lw=1, label="CLIP's initial tau = 0.07"
+        )
+        (self.marker,) = axes[2].plot([0.07], [losses[0]], "o", color=OKABE_ITO["vermillion"])
         axes[2].set_xlabel("temperature tau")
         axes[2].set_ylabel("contrastive loss")
         axes[2].legend(fontsize=8, loc="lower right")
