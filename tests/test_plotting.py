@@ -67,4 +67,9 @@ def test_no_package_figure_uses_matplotlibs_default_tableau_colours():
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if re.search(r"[\"']tab:[a-z]+[\"']", line)
     ]
+    for folder in ("notebooks", "presenter"):
+        for path in sorted((root.parent / folder).glob("*.ipynb")):
+            offenders += [
+                f"{folder}/{path.name}" for _ in re.finditer(r'\\"tab:[a-z]+\\"', path.read_text("utf-8"))
+            ]
     assert offenders == []
