@@ -8,7 +8,8 @@ animations, and pages for the errata, the timings, a glossary and "if it is slow
 Why not Jupyter Book 2 / MyST: ``myst build --html`` downloads its site theme from api.mystmd.org at build
 time, which an offline machine (this one, a classroom's) cannot reach. The pages here are nbconvert's
 JupyterLab-styled HTML, which needs nothing outside the environment. Formulas are written in TeX and
-typeset by MathJax, which the page loads from its CDN when online.
+typeset by MathJax 2.7, copied into the site from the ``jupyter-server-mathjax`` package (the ``lab``
+extra), so the pages read offline; nbconvert's default would load it from a CDN.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -37,6 +39,20 @@ from chapter13.checkpoints import read_manifest  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent
 NOTEBOOKS = ROOT / "notebooks"
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+"""Where the pages load MathJax from: the copy ``copy_mathjax`` puts beside them."""
+
+
+def copy_mathjax(out: Path) -> None:
+    """Copy MathJax 2.7 (``jupyter_server_mathjax``'s static files, 10 MB) into ``out/mathjax``."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        raise SystemExit(
+            "the site needs jupyter-server-mathjax for offline formulas: pip install -e '.[lab]' (make site does)"
+        ) from None
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    shutil.copytree(static, out / "mathjax", dirs_exist_ok=True)
 
 
 def execute(path: Path, quick: bool) -> tuple[nbformat.NotebookNode, float, list[tuple[float, int, str]]]:
@@ -71,7 +87,7 @@ def image_outputs(nb: nbformat.NotebookNode) -> int:
 
 
 def to_html(nb: nbformat.NotebookNode) -> str:
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    body, _ = HTMLExporter(template_name="lab", mathjax_url=MATHJAX_URL).from_notebook_node(nb)
     return re.sub(r'href="([\w.\-]+)\.ipynb', r'href="\1.html', body)  # links between the notebooks
 
 
@@ -124,6 +140,7 @@ def timings_markdown(runs: dict[str, tuple[float, list]], quick: bool) -> str:
 
 def build(out: Path, quick: bool, only: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
+    copy_mathjax(out)
     pages, runs, figures = [], {}, {}
     for path in sorted(NOTEBOOKS.glob("13.*.ipynb")):
         if only and not any(path.stem.startswith(prefix) for prefix in only):

@@ -53,3 +53,15 @@ def test_the_pages_beside_the_notebooks(site):
     for name in read_manifest():
         assert name in timings
     assert "quick mode" in timings
+
+
+def test_formulas_are_typeset_offline(site):
+    """Every page loads MathJax from the copy beside it (no CDN), and the copy is there. (nbconvert's
+    template still names require.js and mermaid on a CDN: for embedded widget state and diagrams,
+    which these pages do not have.)"""
+    assert (site / "mathjax" / "MathJax.js").is_file()
+    assert (site / "mathjax" / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
+    for page in sorted(site.glob("*.html")):
+        text = page.read_text()
+        assert 'src="mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"' in text, page.name
+        assert "libs/mathjax" not in text and "npm/mathjax" not in text, page.name
