@@ -94,6 +94,27 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def has_fast_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 natively (a CUDA GPU with bf16, or a CPU with AVX512-BF16
+    or AMX), so that mixed precision speeds training up; emulated bf16 would slow it down."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        try:  # torch >= 2.4 counts emulated bf16 (a T4) as supported unless told not to
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:
+            return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = (
+            getattr(cpu, "_is_avx512_bf16_supported", None),
+            getattr(cpu, "_is_amx_tile_supported", None),
+        )
+        return any(check is not None and bool(check()) for check in checks)
+    return False
+
+
 def check_finite(value: object, name: str) -> float:
     """``value`` as a float if it is a real, finite number (not a bool, a string or a tensor); a
     TypeError or ValueError naming ``name`` otherwise. Range checks are the caller's."""
