@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import animation, cycler
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torchvision.utils import make_grid, save_image
@@ -205,6 +206,30 @@ tell categories apart pair it with line styles or labels, so that colour is neve
 
 NEUTRAL_GRAY = "#999999"
 """Grey for what is not a category (a background bar, a reference line)."""
+
+DIGIT_COLORS = (
+    *(
+        OKABE_ITO[name]
+        for name in (
+            "blue",
+            "orange",
+            "bluish green",
+            "vermillion",
+            "reddish purple",
+            "sky blue",
+            "yellow",
+            "black",
+        )
+    ),
+    NEUTRAL_GRAY,
+    "#882255",  # Tol's "wine" (his colour-blind-safe muted scheme): the tenth colour Okabe-Ito lacks
+)
+"""One colour per digit 0-9 (instead of matplotlib's ``tab10``, whose red/green and blue/purple pairs
+colour-blind readers confuse). Ten colours cannot all stay apart for every reader, so a figure that
+uses them also names the digits (labels, a colour bar)."""
+
+DIGIT_CMAP = ListedColormap(DIGIT_COLORS, name="ch13_digits")
+""":data:`DIGIT_COLORS` as a colour map: ``cmap=DIGIT_CMAP, vmin=-0.5, vmax=9.5`` gives digit d colour d."""
 
 LINE_STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
 

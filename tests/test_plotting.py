@@ -51,10 +51,22 @@ def test_the_accessible_style_pairs_every_colour_with_a_line_style():
         matplotlib.rcParams.update(before)
 
 
+TABLEAU = re.compile(r"""["']tab(?::[a-z]+|10|20[bc]?)\\?["']|\bcm\.tab(?:10|20)""")
+"""A matplotlib Tableau colour ("tab:red") or colour map ("tab10", plt.cm.tab20), also JSON-escaped."""
+
+
+def test_tableau_pattern_finds_colours_and_colour_maps():
+    for hit in ['color="tab:red"', "cmap='tab10'", 'cmap=\\"tab20b\\"', "plt.cm.tab10(3)", '\\"tab:blue\\"']:
+        assert TABLEAU.search(hit), hit
+    for miss in ["matplotlib's ``tab10``", "table", 'cmap="viridis"', "DIGIT_CMAP"]:
+        assert not TABLEAU.search(miss), miss
+
+
 def test_no_package_figure_uses_matplotlibs_default_tableau_colours():
-    """Figures draw with the Okabe-Ito palette (``plotting.OKABE_ITO``), not matplotlib's "tab:" colours,
-    whose red/green and blue/purple pairs colour-blind readers confuse. The printed listings of
-    ``chapter13.book`` stay as the chapter has them."""
+    """Figures draw with the Okabe-Ito palette (``plotting.OKABE_ITO``, ``plotting.DIGIT_CMAP``), not
+    matplotlib's "tab:" colours or its ``tab10``/``tab20`` colour maps, whose red/green and blue/purple
+    pairs colour-blind readers confuse. The printed listings of ``chapter13.book`` stay as the chapter
+    has them."""
     from pathlib import Path
 
     import chapter13
@@ -65,11 +77,9 @@ def test_no_package_figure_uses_matplotlibs_default_tableau_colours():
         for path in sorted(root.rglob("*.py"))
         if "book" not in path.relative_to(root).parts
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if re.search(r"[\"']tab:[a-z]+[\"']", line)
+        if TABLEAU.search(line)
     ]
     for folder in ("notebooks", "presenter"):
         for path in sorted((root.parent / folder).glob("*.ipynb")):
-            offenders += [
-                f"{folder}/{path.name}" for _ in re.finditer(r'\\"tab:[a-z]+\\"', path.read_text("utf-8"))
-            ]
+            offenders += [f"{folder}/{path.name}" for _ in TABLEAU.finditer(path.read_text(encoding="utf-8"))]
     assert offenders == []
