@@ -19,7 +19,7 @@ def _normalise(requirement: str) -> tuple[str, str]:
 
 
 def pyproject_requirements() -> dict[str, str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         requirements += extra
@@ -29,7 +29,7 @@ def pyproject_requirements() -> dict[str, str]:
 def conda_requirements() -> dict[str, str]:
     listed = {}
     in_dependencies = False
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
         if line.startswith("dependencies:"):
             in_dependencies = True
             continue
@@ -65,15 +65,65 @@ def test_ranges_admit_the_installed_torch_and_torchvision():
         assert installed in SpecifierSet(pip[name]), f"{name} {installed} is outside {pip[name]!r}"
 
 
+# The first release of each that runs with NumPy 2 (issue 16, item 1). pip keeps an installed release
+# that meets the floor, so a lower floor would leave it broken next to the NumPy 2 that `numpy<3` admits.
+NUMPY_2_FLOORS = {
+    # 2.3.0 supports NumPy 2 on Linux/macOS (pytorch/pytorch#107302); the Windows wheels of 2.3.x and
+    # 2.4.0 were built against NumPy 1 (pytorch/pytorch#128860, #131668), fixed in 2.4.1.
+    "torch": "2.4.1",
+    # 0.19 added NumPy 2 support (0.18 predates it: pytorch/vision#8460); 0.19.1 is 2.4.1's match.
+    "torchvision": "0.19.1",
+    "scipy": "1.13",  # SciPy 1.13.0 release notes: "Support for NumPy 2.0.0"
+    "matplotlib": "3.8.4",  # 3.8.4 release notes: "Enable building against numpy 2.0"
+}
+
+
+def lowest_admitted(spec: str) -> str | None:
+    """The version a ``>=``/``==``/``~=`` clause of ``spec`` starts at (the highest such), or None."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    starts = [Version(s.version) for s in SpecifierSet(spec) if s.operator in (">=", "==", "~=")]
+    return str(max(starts)) if starts else None
+
+
+def floors_too_low_for_numpy_2(requirements: dict[str, str]) -> list[str]:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    if not SpecifierSet(requirements.get("numpy", "")).contains("2.0.0"):
+        return []  # NumPy 2 is excluded, so the old releases are safe
+    return [
+        f"{name} {requirements.get(name, '')!r} admits releases before {first}, which fail with NumPy 2"
+        for name, first in NUMPY_2_FLOORS.items()
+        if (start := lowest_admitted(requirements.get(name, ""))) is None or Version(start) < Version(first)
+    ]
+
+
+def test_floors_work_with_the_numpy_2_that_the_numpy_range_admits():
+    assert floors_too_low_for_numpy_2(pyproject_requirements()) == []
+    assert floors_too_low_for_numpy_2(conda_requirements()) == []  # and .binder/ equals it (test below)
+
+
+def test_the_floor_check_catches_an_old_floor():
+    good = {"numpy": ">=1.24,<3", "torch": ">=2.4.1", "torchvision": ">=0.19.1", "scipy": ">=1.13,<2"}
+    good["matplotlib"] = ">=3.8.4,<4"
+    assert floors_too_low_for_numpy_2(good) == []
+    for name, old in (("torch", ">=2.3"), ("torchvision", ">=0.18"), ("scipy", ">=1.10,<2")):
+        assert len(floors_too_low_for_numpy_2({**good, name: old})) == 1
+    assert len(floors_too_low_for_numpy_2({**good, "matplotlib": "<4"})) == 1  # no floor at all
+    assert floors_too_low_for_numpy_2({**good, "numpy": ">=1.24,<2", "scipy": ">=1.10"}) == []
+
+
 def run_ci_with_logging_make(tmp_path: Path, script: Path) -> list[str]:
     """Run a CI script with ``make`` (and everything else it may call) replaced by loggers."""
     log = tmp_path / "calls.log"
     for tool in ("make", "apt-get", "sudo"):
-        (tmp_path / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n')
+        (tmp_path / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n', encoding="utf-8")
         (tmp_path / tool).chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CH13_CHROMIUM": "/bin/sh", "HOME": str(tmp_path)}
     subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    return log.read_text().splitlines() if log.exists() else []
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
 
 def test_ci_runs_make_test(tmp_path):
@@ -84,7 +134,7 @@ def test_ci_runs_make_test(tmp_path):
 
 def test_ci_check_fails_on_a_script_that_only_mentions_make_test(tmp_path):
     fake = tmp_path / "run"
-    fake.write_text("#!/usr/bin/env bash\n# make test\necho make test\n")
+    fake.write_text("#!/usr/bin/env bash\n# make test\necho make test\n", encoding="utf-8")
     assert run_ci_with_logging_make(tmp_path, fake) == []
 
 
@@ -95,7 +145,7 @@ STDLIB = set(__import__("sys").stdlib_module_names)
 
 
 def _project() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def test_core_dependencies_are_what_the_package_imports():
@@ -103,7 +153,7 @@ def test_core_dependencies_are_what_the_package_imports():
 
     imported = set()
     for path in (ROOT / "chapter13").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -131,8 +181,9 @@ def test_one_version_an_spdx_licence_and_a_pinned_ruff():
     project = _project()["project"]
     assert "version" not in project and "version" in project["dynamic"]
     assert importlib.metadata.version("chapter13") == chapter13.__version__
-    assert project["license"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
-    assert "CC BY-SA 3.0" in (ROOT / "LICENSE").read_text()  # the data's licence is not the code's
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert project["license"] == "MIT" and licence.startswith("MIT License")
+    assert "CC BY-SA 3.0" in licence  # the data's licence is not the code's
     dev = dict(_normalise(r) for r in project["optional-dependencies"]["dev"])
     assert dev["ruff"].startswith("=="), (
         "pin ruff: CI checks formatting, and its style changes between releases"
@@ -146,7 +197,7 @@ def test_constraints_pin_every_declared_package_inside_its_range():
     from packaging.requirements import Requirement
 
     pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.split("==")
             pins[name.lower().replace("_", "-")] = version.strip()
@@ -161,7 +212,9 @@ def test_constraints_pin_every_declared_package_inside_its_range():
         assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"constraints.txt pins {name}=={pins[name]}, outside the declared {requirement.specifier}"
         )
-    installs = [line for line in (ROOT / "Makefile").read_text().splitlines() if "pip install" in line]
+    installs = [
+        line for line in (ROOT / "Makefile").read_text(encoding="utf-8").splitlines() if "pip install" in line
+    ]
     assert installs and all("-c constraints.txt" in line for line in installs), installs
 
 
@@ -180,7 +233,7 @@ def test_the_wheel_lists_every_package_and_the_data():
 
 def test_binder_has_an_exact_python_the_same_dependencies_and_installs_in_postbuild():
     binder = ROOT / ".binder"
-    text = (binder / "environment.yml").read_text()
+    text = (binder / "environment.yml").read_text(encoding="utf-8")
     assert re.search(r"^  - python=3\.\d+$", text, re.M), "repo2docker needs an exact Python version"
     assert "-e ." not in text  # in postBuild, so that the environment layer stays cached
     top = conda_requirements()
@@ -195,8 +248,9 @@ def test_binder_has_an_exact_python_the_same_dependencies_and_installs_in_postbu
     assert {k: v for k, v in listed.items() if k not in {"python", "pip", "setuptools"}} == expected
     post = binder / "postBuild"
     assert (
-        post.stat().st_mode & 0o111 and "pip install --no-deps --no-build-isolation -e ." in post.read_text()
+        post.stat().st_mode & 0o111
+        and "pip install --no-deps --no-build-isolation -e ." in post.read_text(encoding="utf-8")
     )
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     repo = _project()["project"]["urls"]["Repository"].removeprefix("https://github.com/")
     assert f"https://mybinder.org/v2/gh/{repo}/HEAD?urlpath=voila%2Ftree%2Fpresenter" in readme
