@@ -175,7 +175,7 @@ def main() -> None:
                 results[f"ablation: {name}"] = r
     print(f"done; {load()}")
     if args.json:
-        with open(args.json, "w") as handle:
+        with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2, default=str)
 
 

@@ -454,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if r.error:
             print(f"\n{r.section} {r.widget}: {r.notes[0] if r.notes else r.error}")
     if args.json:
-        with open(args.json, "w") as handle:
+        with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(
                 [{**asdict(r), "wall": r.verdict("wall"), "cpu": r.verdict("cpu")} for r in rows],
                 handle,

@@ -202,7 +202,7 @@ def atomic_torch_save(obj: Any, path: Path | str) -> None:
 def _locked_manifest(directory: Path):
     """Hold an exclusive lock while the manifest is read, changed and written back."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".manifest.lock", "w") as lock:
+    with open(directory / ".manifest.lock", "w", encoding="utf-8") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         else:  # pragma: no cover - Windows

@@ -147,7 +147,7 @@ def build(out: Path, quick: bool, only: list[str]) -> dict:
             continue
         print(f"executing {path.name} ...", flush=True)
         nb, seconds, slow = execute(path, quick)
-        (out / f"{path.stem}.html").write_text(to_html(nb))
+        (out / f"{path.stem}.html").write_text(to_html(nb), encoding="utf-8")
         runs[path.stem], figures[path.stem] = (seconds, slow), image_outputs(nb)
         title = nb.cells[0].source.splitlines()[0].lstrip("# ")
         pages.append((f"{path.stem}.html", title, f"{seconds:.0f} s, {figures[path.stem]} figures"))
@@ -155,10 +155,10 @@ def build(out: Path, quick: bool, only: list[str]) -> dict:
     for stem, title, markdown in [
         ("errata", "The book's code, as printed, and what running it shows", errata_markdown()),
         ("timings", "How long things take", timings_markdown(runs, quick)),
-        ("glossary", "Glossary of symbols", (SOURCE / "glossary.md").read_text()),
-        ("if-it-is-slow", "If it is slow", (SOURCE / "if-it-is-slow.md").read_text()),
+        ("glossary", "Glossary of symbols", (SOURCE / "glossary.md").read_text(encoding="utf-8")),
+        ("if-it-is-slow", "If it is slow", (SOURCE / "if-it-is-slow.md").read_text(encoding="utf-8")),
     ]:
-        (out / f"{stem}.html").write_text(markdown_page(title, markdown))
+        (out / f"{stem}.html").write_text(markdown_page(title, markdown), encoding="utf-8")
         pages.append((f"{stem}.html", title, ""))
     items = "\n".join(f"- [{title}]({href}) {f'({note})' if note else ''}" for href, title, note in pages)
     intro = (
@@ -166,12 +166,12 @@ def build(out: Path, quick: bool, only: list[str]) -> dict:
         f"top to bottom ({'quick mode' if quick else 'full size'}) with its figures. To run and change them, "
         "see the repository's README (`make lab`, Colab or Binder).\n\n"
     )
-    (out / "index.html").write_text(markdown_page("Chapter 13 companion", intro + items))
+    (out / "index.html").write_text(markdown_page("Chapter 13 companion", intro + items), encoding="utf-8")
     summary = {
         "quick": quick,
         "notebooks": {k: {"seconds": v[0], "figures": figures[k]} for k, v in runs.items()},
     }
-    (out / "build.json").write_text(json.dumps(summary, indent=1))
+    (out / "build.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
 
 

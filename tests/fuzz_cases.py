@@ -96,7 +96,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 @functools.cache
 def _raise_lines(filename: str) -> frozenset[int]:
     """Every line of ``filename`` that belongs to a ``raise`` statement."""
-    tree = ast.parse(Path(filename).read_text())
+    tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
     lines: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Raise):

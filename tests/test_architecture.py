@@ -54,7 +54,7 @@ def _short(module: str) -> str:
 
 
 FILES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-TREES = {name: ast.parse(path.read_text()) for name, path in FILES.items()}
+TREES = {name: ast.parse(path.read_text(encoding="utf-8")) for name, path in FILES.items()}
 
 
 def imports(tree: ast.Module) -> set[str]:

@@ -53,9 +53,9 @@ def test_printed_listings_are_the_chapters_code_blocks():
         pytest.skip(
             f"the chapter's text is not at {CHAPTER}; printed_listings.txt is checked against it there"
         )
-    assert book.PRINTED_LISTINGS.read_text() == book.extract_code_blocks(CHAPTER.read_text()), (
-        "printed_listings.txt is stale: run python -m chapter13.book " + str(CHAPTER)
-    )
+    assert book.PRINTED_LISTINGS.read_text(encoding="utf-8") == book.extract_code_blocks(
+        CHAPTER.read_text(encoding="utf-8")
+    ), "printed_listings.txt is stale: run python -m chapter13.book " + str(CHAPTER)
 
 
 def test_the_modules_hold_every_printed_line_in_order_and_nothing_else():
@@ -280,7 +280,8 @@ def test_13_4_outlines_and_the_consistency_loss():
 
 
 def test_13_5_binding_and_hierarchy_fail_as_stated():
-    assert "semantic_congruence)\n" in book.PRINTED_LISTINGS.read_text()  # the print has no colon
+    printed = book.PRINTED_LISTINGS.read_text(encoding="utf-8")
+    assert "semantic_congruence)\n" in printed  # the print has no colon
     with pytest.raises(TypeError):
         sec13_5.simulate_cross_modal_binding("ga", "ba", 0.5)
     assert sec13_5.simulate_cross_modal_binding(2.0, 0.0, 0.5) == "da"
@@ -310,7 +311,7 @@ def test_13_6_scheduler_matches_the_package():
 
 
 def test_13_6_simple_unet_fails_as_printed_and_attached():
-    source = book.PRINTED_LISTINGS.read_text()
+    source = book.PRINTED_LISTINGS.read_text(encoding="utf-8")
     assert "\ndef forward(self, x, t):\n" in source  # column 0: outside the class in print
     assert sec13_6.SimpleUNet.forward is sec13_6.forward  # attached by our marked line
     with pytest.raises(RuntimeError, match=r"tensor a \(128\) must match the size of tensor b \(64\)"):
@@ -356,10 +357,12 @@ def test_the_extract_command(tmp_path, monkeypatch, capsys):
     from chapter13.book import __main__ as command
 
     chapter = tmp_path / "chapter.txt"
-    chapter.write_text("Text\n```\n\ndef f():  \n    return 1\n\n```\nMore\n```python\nx = 2\n```\n")
+    chapter.write_text(
+        "Text\n```\n\ndef f():  \n    return 1\n\n```\nMore\n```python\nx = 2\n```\n", encoding="utf-8"
+    )
     monkeypatch.setattr(command, "PRINTED_LISTINGS", tmp_path / "out.txt")
     command.main([str(chapter)])
-    assert (tmp_path / "out.txt").read_text() == (
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == (
         "# --- listing 1 (line 3)\ndef f():\n    return 1\n# --- listing 2 (line 10)\nx = 2\n"
     )
     with pytest.raises(SystemExit):

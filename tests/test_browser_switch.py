@@ -40,7 +40,7 @@ def test_missing_browser_fails_when_required():
 
 
 def test_make_test_leaves_the_browser_test_out():
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     unit = next(line for line in makefile.splitlines() if line.startswith("\t$(PY) -m pytest tests "))
     assert "--ignore=tests/browser" in unit
 
@@ -57,7 +57,7 @@ def _fake_tools(folder: Path, uid: int, failing: str = "") -> Path:
         "id": f"echo {uid}",
     }
     for name, body in scripts.items():
-        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
         (folder / name).chmod(0o755)
     return log
 
@@ -67,7 +67,7 @@ def _run_ci(tmp_path: Path, uid: int, chromium: str, failing: str = "", status: 
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "CH13_CHROMIUM": chromium, "HOME": str(tmp_path)}
     done = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True)
     assert done.returncode == status, done.stdout + done.stderr
-    return log.read_text().splitlines()
+    return log.read_text(encoding="utf-8").splitlines()
 
 
 def test_ci_script_installs_chromium_when_missing_and_requires_it(tmp_path):

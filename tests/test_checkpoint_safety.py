@@ -368,7 +368,7 @@ WRITERS = {"build", "save", "save_run", "atomic_torch_save"}
 
 def _notebook_calls():
     for path in sorted((ROOT / "notebooks").glob("13.*.ipynb")):
-        cells = json.loads(path.read_text())["cells"]
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         for cell in cells:
             if cell["cell_type"] != "code":
                 continue

@@ -58,9 +58,9 @@ def test_manifest_model_must_be_the_registry_class(saved):
     """The registry, not the manifest, says which class rebuilds a name; a manifest naming another
     class (a checkpoint saved from other code) is refused with the rebuild command."""
     directory, _ = saved
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     manifest["codelab-mnist"]["model"] = "PatchUNet"
-    (directory / "manifest.json").write_text(json.dumps(manifest))
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(
         CheckpointError, match=r"'PatchUNet'.*registry builds it with Tiny.*chapter13\.train codelab-mnist"
     ):
@@ -96,21 +96,21 @@ def test_weights_only_refuses_code(saved, tmp_path):
     # A pickle that would run code on load: weights_only=True refuses it even with a matching checksum.
     evil = directory / "codelab-mnist.pt"
     torch.save({"state_dict": {}, "config": {}, "payload": Tiny()}, evil)
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     manifest["codelab-mnist"]["sha256"] = checkpoints.sha256_of(evil)
-    (directory / "manifest.json").write_text(json.dumps(manifest))
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(CheckpointError, match="could not read"):
         checkpoints.load_state("codelab-mnist", directory=directory)
 
 
 def test_shape_mismatch_after_code_change(saved):
     directory, _ = saved
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     blob = checkpoints.load_state("codelab-mnist", directory=directory)
     blob["config"] = {"width": 5}
     checkpoints.atomic_torch_save(blob, directory / "codelab-mnist.pt")
     manifest["codelab-mnist"]["sha256"] = checkpoints.sha256_of(directory / "codelab-mnist.pt")
-    (directory / "manifest.json").write_text(json.dumps(manifest))
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(CheckpointError, match="does not fit"):
         checkpoints.load_model("codelab-mnist", directory=directory)
 
@@ -184,7 +184,7 @@ REBUILD = r"python -m chapter13\.train codelab-mnist"
 def _doctor(directory, blob=None, **fields):
     """Rewrite the saved ``codelab-mnist`` entry with ``fields`` (``None`` deletes one); with ``blob``,
     replace the .pt by that weights-only file and record its true SHA-256 (a sha-matching forgery)."""
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     info = manifest["codelab-mnist"]
     if blob is not None:
         torch.save(blob, directory / "codelab-mnist.pt")
@@ -194,7 +194,7 @@ def _doctor(directory, blob=None, **fields):
             info.pop(key, None)
         else:
             info[key] = value
-    (directory / "manifest.json").write_text(json.dumps(manifest))
+    (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_sample_cli_refuses_a_doctored_manifest(tmp_path):
         "model": "subprocess:getoutput",
         "config": PAYLOAD["config"],
     }
-    (folder / "manifest.json").write_text(json.dumps({"codelab-mnist": entry}))
+    (folder / "manifest.json").write_text(json.dumps({"codelab-mnist": entry}), encoding="utf-8")
     env = {**os.environ, "CH13_DATA": str(tmp_path), "CH13_DEVICE": "cpu"}
     run = subprocess.run(
         [
@@ -321,13 +321,13 @@ def test_unreadable_manifest_is_a_checkpoint_error(saved, text):
 def test_save_refuses_to_overwrite_an_unreadable_manifest(saved):
     """Saving over a manifest that does not parse would drop every other entry: refused, nothing written."""
     directory, model = saved
-    (directory / "manifest.json").write_text("{truncated")
+    (directory / "manifest.json").write_text("{truncated", encoding="utf-8")
     before = sorted(p.name for p in directory.iterdir())
     with pytest.raises(CheckpointError, match="cannot be read"):
         checkpoints.save(
             "codelab-mnist", model, {"width": 4}, train_seconds=1, quality={}, directory=directory
         )
-    assert (directory / "manifest.json").read_text() == "{truncated"
+    assert (directory / "manifest.json").read_text(encoding="utf-8") == "{truncated"
     assert sorted(p.name for p in directory.iterdir()) == before
 
 

@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+REPOSITORY = PROJECT["urls"]["Repository"]
 OWNER_REPO = REPOSITORY.removeprefix("https://github.com/")
 BRANCH = "main"
 
@@ -40,7 +41,7 @@ def binder_url(notebook: str) -> str:
 
 
 def _cells(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["cells"]
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
 
 
 def install_cell(path: Path) -> str:
@@ -48,7 +49,7 @@ def install_cell(path: Path) -> str:
 
 
 def documented_install_cell() -> str:
-    text = (ROOT / "CONTRIBUTING.md").read_text()
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     section = text.split("## The install cell", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match, "CONTRIBUTING.md: the install cell section has no python block"
@@ -89,7 +90,7 @@ def test_colab_and_binder_badges_in_the_title_cell(path):
 
 
 def test_readme_badges():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = "13.0-start-here.ipynb"
     assert f"]({colab_url(start)})" in readme, f"README.md: no Colab badge linking {colab_url(start)}"
     assert f"]({binder_url(start)})" in readme, f"README.md: no Binder badge linking {binder_url(start)}"
@@ -103,7 +104,7 @@ def test_binder_installs_the_package():
     """Binder (repo2docker) builds environment.yml at the repository root; its pip section must install
     the package from the checkout (repo2docker copies the whole repository first for a local ``-e .``)."""
     assert not (ROOT / "binder").exists(), "a binder/ folder would make repo2docker ignore the root files"
-    lines = (ROOT / "environment.yml").read_text().splitlines()
+    lines = (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines()
     pip_at = lines.index("  - pip:")
     assert "      - -e ." in lines[pip_at + 1 :], "environment.yml: the pip section must install `-e .`"
 
@@ -140,14 +141,14 @@ HARNESS = textwrap.dedent(
 
 def run_install_cell(tmp_path: Path, *python_flags: str) -> dict:
     """Run the notebooks' install cell in a fresh interpreter in ``tmp_path``; what it called."""
-    (tmp_path / "harness.py").write_text(HARNESS)
-    (tmp_path / "cell.py").write_text(install_cell(NOTEBOOKS[0]))
+    (tmp_path / "harness.py").write_text(HARNESS, encoding="utf-8")
+    (tmp_path / "cell.py").write_text(install_cell(NOTEBOOKS[0]), encoding="utf-8")
     log = tmp_path / "log.json"
     command = [sys.executable, *python_flags, "harness.py", str(ROOT), str(log), "cell.py"]
     env = {"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1", "HOME": str(tmp_path)}
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"the install cell failed:\n{done.stdout}\n{done.stderr}"
-    return json.loads(log.read_text())
+    return json.loads(log.read_text(encoding="utf-8"))
 
 
 def test_install_cell_does_nothing_where_chapter13_is_installed(tmp_path):

@@ -145,7 +145,8 @@ def test_every_make_call_of_the_unit_tests_skips_the_install():
     """Whatever runs ``make`` from ``tests/`` (not ``tests/browser``, which ``make browser`` runs after
     installing its extras) passes ``NO_INSTALL=1``, so the suite never reinstalls."""
     calls = {
-        path.name: _make_calls(ast.parse(path.read_text())) for path in sorted((ROOT / "tests").glob("*.py"))
+        path.name: _make_calls(ast.parse(path.read_text(encoding="utf-8")))
+        for path in sorted((ROOT / "tests").glob("*.py"))
     }
     found = [(name, call) for name, found in calls.items() for call in found]
     assert found, "no make call found: the scan is blind"

@@ -501,7 +501,7 @@ def test_neuro_does_not_import_torch():
     import ast
     from pathlib import Path
 
-    tree = ast.parse(Path(neuro.__file__).read_text())
+    tree = ast.parse(Path(neuro.__file__).read_text(encoding="utf-8"))
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(name.split(".")[0] == "torch" for name in names)

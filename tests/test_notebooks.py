@@ -15,7 +15,7 @@ SECTIONS = ["13.0", "13.1", "13.2", "13.3", "13.4", "13.5", "13.6", "13.7"]
 
 
 def _load(path):
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def test_one_notebook_per_section():

@@ -31,7 +31,7 @@ def test_one_presenter_page_per_notebook():
 
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
 def test_presenter_page_hygiene(path):
-    nb = json.loads(path.read_text())
+    nb = json.loads(path.read_text(encoding="utf-8"))
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     first = nb["cells"][0]
     text = "".join(first["source"])
@@ -51,9 +51,9 @@ def test_browser_test_serves_presenter_pages_as_make_present_does():
     import ast
     import re
 
-    flags = re.search(r"^VOILA_FLAGS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    flags = re.search(r"^VOILA_FLAGS := (.+)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
     assert flags, "Makefile: VOILA_FLAGS := ... not found"
-    tree = ast.parse((ROOT / "tests" / "browser" / "conftest.py").read_text())
+    tree = ast.parse((ROOT / "tests" / "browser" / "conftest.py").read_text(encoding="utf-8"))
     assigned = [
         node.value
         for node in ast.walk(tree)
@@ -75,7 +75,7 @@ TRIVIAL_PAGE = {
 
 
 def _voila_flags() -> list[str]:
-    flags = re.search(r"^VOILA_FLAGS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    flags = re.search(r"^VOILA_FLAGS := (.+)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
     assert flags, "Makefile: VOILA_FLAGS := ... not found"
     return flags.group(1).split()
 
@@ -109,7 +109,7 @@ def test_voila_culls_the_kernels_no_page_holds(tmp_path):
         f"{CULL}{name}={short[name]}" if f.startswith(CULL) and (name := f[len(CULL) :].split("=")[0]) in short else f
         for f in flags
     ]  # fmt: skip
-    (tmp_path / "page.ipynb").write_text(json.dumps(TRIVIAL_PAGE))
+    (tmp_path / "page.ipynb").write_text(json.dumps(TRIVIAL_PAGE), encoding="utf-8")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -117,14 +117,16 @@ def test_voila_culls_the_kernels_no_page_holds(tmp_path):
     log = tmp_path / "voila.log"
     command = [sys.executable, "-m", "voila", str(tmp_path), *flags, "--no-browser", "--Voila.ip=127.0.0.1"]
     command += [f"--port={port}", "--Voila.port_retries=0"]
-    with open(log, "w") as out:
+    with open(log, "w", encoding="utf-8") as out:
         server = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
 
     def wait_for(predicate, seconds: float, what: str) -> None:
         deadline = time.monotonic() + seconds
         while not predicate():
-            assert server.poll() is None, f"Voilà exited: {log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"{what} within {seconds} s; log: {log.read_text()[-3000:]}"
+            assert server.poll() is None, f"Voilà exited: {log.read_text(encoding='utf-8')[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"{what} within {seconds} s; log: {log.read_text(encoding='utf-8')[-3000:]}"
+            )
             time.sleep(0.3)
 
     def answers() -> bool:
@@ -162,7 +164,8 @@ def test_voila_culls_the_kernels_no_page_holds(tmp_path):
     try:
         wait_for(answers, 90, "Voilà did not answer")
         asyncio.run(check())
-        assert "Culling kernels with idle durations > 2 seconds at 1 second intervals" in log.read_text()
+        culling = "Culling kernels with idle durations > 2 seconds at 1 second intervals"
+        assert culling in log.read_text(encoding="utf-8")
     finally:
         server.terminate()
         server.wait(timeout=30)

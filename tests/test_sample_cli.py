@@ -203,7 +203,7 @@ def test_metrics_of_one_sample(no_sampling, tmp_path, capsys):
 
 def test_unwritable_out(no_sampling, tmp_path, capsys):
     blocker = tmp_path / "a-file"
-    blocker.write_text("")
+    blocker.write_text("", encoding="utf-8")
     err = _user_error([no_sampling, "--out", str(blocker / "x.pt")], capsys)
     assert "cannot write --out" in err and "is a file, not a folder" in err
     (tmp_path / "folder.png").mkdir()
@@ -221,7 +221,7 @@ def test_read_only_out_folder(no_sampling, tmp_path, capsys):
 
 def test_write_samples_reports_an_unwritable_file(tmp_path):
     blocker = tmp_path / "a-file"
-    blocker.write_text("")
+    blocker.write_text("", encoding="utf-8")
     (tmp_path / "folder.pt").mkdir()
     for out in (blocker / "x.pt", tmp_path / "folder.pt"):  # the folder cannot be made; the file opened
         with pytest.raises(cli.SampleError, match="cannot write --out"):
@@ -240,11 +240,13 @@ def _corrupt_data_dir(root: Path, case: str) -> Path:
     """A CH13_DATA folder whose checkpoints/manifest.json is broken as ``case`` says."""
     text = MANIFESTS[case]
     if text is None:
-        entry = json.loads((Path(cli.__file__).parents[1] / "data/checkpoints/manifest.json").read_text())
+        entry = json.loads(
+            (Path(cli.__file__).parents[1] / "data/checkpoints/manifest.json").read_text(encoding="utf-8")
+        )
         entry = {k: v for k, v in entry["codelab-mnist"].items() if k != "sha256"}
         text = json.dumps({"codelab-mnist": entry})
     (root / "checkpoints").mkdir(parents=True)
-    (root / "checkpoints" / "manifest.json").write_text(text)
+    (root / "checkpoints" / "manifest.json").write_text(text, encoding="utf-8")
     return root
 
 

@@ -30,10 +30,10 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_every_notebook_has_a_page_with_its_figures(site):
-    summary = json.loads((site / "build.json").read_text())
+    summary = json.loads((site / "build.json").read_text(encoding="utf-8"))
     assert summary["quick"] is True and sorted(summary["notebooks"]) == [p.stem for p in NOTEBOOKS]
     for path in NOTEBOOKS:
-        page = (site / f"{path.stem}.html").read_text()
+        page = (site / f"{path.stem}.html").read_text(encoding="utf-8")
         figures = summary["notebooks"][path.stem]["figures"]
         assert figures >= 1, f"{path.name} rendered without a single figure"
         assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', page)) >= figures, path.name
@@ -43,13 +43,13 @@ def test_every_notebook_has_a_page_with_its_figures(site):
 
 
 def test_the_pages_beside_the_notebooks(site):
-    index = (site / "index.html").read_text()
+    index = (site / "index.html").read_text(encoding="utf-8")
     for name in [p.stem for p in NOTEBOOKS] + ["errata", "timings", "glossary", "if-it-is-slow"]:
         assert f'href="{name}.html"' in index, name
-    errata = (site / "errata.html").read_text()
+    errata = (site / "errata.html").read_text(encoding="utf-8")
     for e in book.all_errata():
         assert e.listing in errata and e.package in errata
-    timings = (site / "timings.html").read_text()
+    timings = (site / "timings.html").read_text(encoding="utf-8")
     for name in read_manifest():
         assert name in timings
     assert "quick mode" in timings
@@ -62,6 +62,6 @@ def test_formulas_are_typeset_offline(site):
     assert (site / "mathjax" / "MathJax.js").is_file()
     assert (site / "mathjax" / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
     for page in sorted(site.glob("*.html")):
-        text = page.read_text()
+        text = page.read_text(encoding="utf-8")
         assert 'src="mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"' in text, page.name
         assert "libs/mathjax" not in text and "npm/mathjax" not in text, page.name

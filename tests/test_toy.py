@@ -251,7 +251,7 @@ def test_the_notebook_states_the_crossing_the_checker_accepts():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "notebooks" / "13.2-diffusion-models.ipynb"
-    cells = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    cells = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     check = next(i for i, c in enumerate(cells) if "ex.check_snr_crossing(" in c)
     solution = cells[check + 1]
     assert solution.startswith("<details><summary>Solution</summary>")

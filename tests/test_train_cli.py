@@ -26,7 +26,7 @@ def builds(monkeypatch, tmp_path):
     calls: list[str] = []
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    (folder / "manifest.json").write_text(SHIPPED_MANIFEST.read_text())
+    (folder / "manifest.json").write_text(SHIPPED_MANIFEST.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", folder)
     monkeypatch.setattr(train, "build", calls.append)
     return calls
@@ -73,7 +73,7 @@ def test_bad_arguments(builds, argv, says, capsys):
 
 @pytest.mark.parametrize("text", ['{"codelab-mnist": ', "[1, 2]", '{"codelab-mnist": 3}'])
 def test_corrupt_manifest_fails_before_training(builds, text, capsys):
-    (checkpoints.CHECKPOINT_DIR / "manifest.json").write_text(text)
+    (checkpoints.CHECKPOINT_DIR / "manifest.json").write_text(text, encoding="utf-8")
     err = _user_error(["codelab-mnist"], capsys)
     assert "manifest" in err and "git checkout" in err
     assert builds == [], "trained although the manifest could not take the result"
@@ -81,7 +81,7 @@ def test_corrupt_manifest_fails_before_training(builds, text, capsys):
 
 def test_unwritable_checkpoint_folder_fails_before_training(builds, monkeypatch, tmp_path, capsys):
     blocker = tmp_path / "a-file"
-    blocker.write_text("")
+    blocker.write_text("", encoding="utf-8")
     monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", blocker / "checkpoints")
     err = _user_error(["codelab-mnist"], capsys)
     assert "cannot write the checkpoint folder" in err and "is a file, not a folder" in err
@@ -126,7 +126,7 @@ def test_python_dash_m_prints_one_error_line(case, tmp_path):
     argv = ["bogus"] if case == "unknown name" else ["codelab-mnist"]
     if case == "corrupt manifest":
         (tmp_path / "checkpoints").mkdir()
-        (tmp_path / "checkpoints" / "manifest.json").write_text(json.dumps([1])[:-1])
+        (tmp_path / "checkpoints" / "manifest.json").write_text(json.dumps([1])[:-1], encoding="utf-8")
         env["CH13_DATA"] = str(tmp_path)
     command = [sys.executable, "-m", "chapter13.train", *argv]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)

@@ -258,7 +258,7 @@ def _calls(tree: ast.Module) -> set[str]:
     "path", sorted(p.name for p in WIDGETS.glob("*.py") if p.name not in {"__init__.py", "view.py"})
 )
 def test_widget_modules_draw_encode_and_time_only_through_the_view(path):
-    source = (WIDGETS / path).read_text()
+    source = (WIDGETS / path).read_text(encoding="utf-8")
     tree = ast.parse(source)
     calls = _calls(tree)
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}

@@ -68,7 +68,9 @@ def extract_code_blocks(chapter_text: str) -> str:
 def printed_lines() -> list[str]:
     """The printed code lines (``printed_listings.txt`` without its headers), in order."""
     return [
-        line for line in PRINTED_LISTINGS.read_text().splitlines() if not re.match(r"# --- listing \d+", line)
+        line
+        for line in PRINTED_LISTINGS.read_text(encoding="utf-8").splitlines()
+        if not re.match(r"# --- listing \d+", line)
     ]
 
 

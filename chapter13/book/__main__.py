@@ -17,7 +17,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.chapter.is_file():
         parser.error(f"{args.chapter} is not a file: pass the chapter's text file")
-    PRINTED_LISTINGS.write_text(extract_code_blocks(args.chapter.read_text()))
+    PRINTED_LISTINGS.write_text(
+        extract_code_blocks(args.chapter.read_text(encoding="utf-8")), encoding="utf-8"
+    )
     print(f"wrote {PRINTED_LISTINGS}")
 
 

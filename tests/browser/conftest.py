@@ -260,7 +260,7 @@ def lab_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for relative, content in LAB_SETTINGS.items():
         path = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content))
+        path.write_text(json.dumps(content), encoding="utf-8")
     token = secrets.token_hex(16)
     port = free_port()
     command = [

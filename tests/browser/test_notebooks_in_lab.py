@@ -200,7 +200,7 @@ def test_notebook_runs_and_widgets_respond(
     finally:
         summary["external_requests"] = external
         summary["page_errors"] = page_errors
-        (screenshot_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (screenshot_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         try:
             page.screenshot(path=str(screenshot_dir / "page.png"))
             page.evaluate(

@@ -86,7 +86,7 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir,
 
     promise = PRESENTER_PROMISES.get(notebook.name[:4])
     assert promise is not None, f"add {notebook.name[:4]} to PRESENTER_PROMISES (what its page must show)"
-    source = json.loads(notebook.read_text())
+    source = json.loads(notebook.read_text(encoding="utf-8"))
     code = ["".join(c["source"]) for c in source["cells"] if c["cell_type"] == "code"]
     page = browser_context.new_page()
     external: list[str] = []
@@ -179,5 +179,5 @@ def test_presenter_page(notebook, voila_server, browser_context, screenshot_dir,
     finally:
         summary["external_requests"] = external
         summary["page_errors"] = page_errors
-        (screenshot_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (screenshot_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         page.close()
