@@ -139,10 +139,11 @@ _MISSING_UNITY = 2
 
 def _transform(name: str, value: float) -> float:
     kind = PARAMETERS[name]
-    if kind == "log":
-        return float(np.log(value))
-    if kind == "logit":
-        return float(special.logit(value))
+    with np.errstate(divide="ignore"):  # sigma_motor = 0 or a probability of 0 or 1: +-inf, clipped by fit
+        if kind == "log":
+            return float(np.log(value))
+        if kind == "logit":
+            return float(special.logit(value))
     return float(value)
 
 
@@ -166,7 +167,12 @@ def _check_value(name: str, value: object) -> float:
     if not np.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     kind = PARAMETERS[name]
-    if kind == "log" and number <= 0:
+    if name == "sigma_motor" and number < 0:
+        raise ValueError(
+            f"sigma_motor must be >= 0 (motor noise in degrees; 0: the observer presses exactly the button "
+            f"nearest its estimate), got {value!r}"
+        )
+    if kind == "log" and name != "sigma_motor" and number <= 0:
         raise ValueError(
             f"{name} must be > 0 (a standard deviation in degrees), got {value!r}; use a small positive "
             "value for a nearly noiseless cue"
@@ -453,6 +459,10 @@ def _probabilities(
 def _prepare(table: TrialTable) -> _Counts:
     if not isinstance(table, TrialTable):
         raise TypeError(f"expected a TrialTable (see fitting.make_table), got {type(table).__name__}")
+    if len(table) == 0:
+        raise ValueError(
+            "the table has no trials: pass at least one trial (stimulus positions s_v, s_a and a response)"
+        )
     return _counts(table)
 
 
@@ -465,6 +475,20 @@ def _log_likelihood(
         seen = n > 0
         total += float(np.sum(n[seen] * np.log(np.maximum(probs[seen], 1e-300))))
     return total
+
+
+def _check_unity_decision(unity_decision: object) -> None:
+    if unity_decision not in neuro.UNITY_DECISIONS:
+        raise ValueError(f"unknown unity decision {unity_decision!r}; choose one of {neuro.UNITY_DECISIONS}")
+
+
+def _check_strategies(strategies: object) -> None:
+    if isinstance(strategies, str):
+        raise ValueError(
+            f"strategies must be a list of strategy names, e.g. [{strategies!r}], got the string {strategies!r}"
+        )
+    if not strategies:
+        raise ValueError(f"strategies is empty; choose from {neuro.STRATEGIES}")
 
 
 def _full_params(values: Mapping[str, float] | None) -> dict[str, float]:
@@ -491,6 +515,7 @@ def log_likelihood(
         n_grid: quadrature points per axis (see :func:`chapter13.neuro.response_probabilities`).
     """
     neuro._check_strategy(strategy)
+    _check_unity_decision(unity_decision)
     return _log_likelihood(_prepare(table), _full_params(params), strategy, unity_decision, n_grid)
 
 
@@ -671,8 +696,9 @@ def fit(
     """
     t0 = time.perf_counter()
     neuro._check_strategy(strategy)
-    if unity_decision not in neuro.UNITY_DECISIONS:
-        raise ValueError(f"unknown unity decision {unity_decision!r}; choose one of {neuro.UNITY_DECISIONS}")
+    _check_unity_decision(unity_decision)
+    if isinstance(free, str):
+        raise ValueError(f"free must be a list of parameter names, e.g. [{free!r}], got the string {free!r}")
     if (
         not isinstance(starts, (int, np.integer))
         or starts < 1
@@ -815,8 +841,7 @@ def compare_strategies(
 
     Each fit after the first also tries the previous fits' estimates as a starting point.
     """
-    if not strategies:
-        raise ValueError(f"strategies is empty; choose from {neuro.STRATEGIES}")
+    _check_strategies(strategies)
     fits: dict[str, FitResult] = {}
     for strategy in strategies:
         previous = max(fits.values(), key=lambda f: f.log_likelihood).params if fits else None
@@ -838,7 +863,9 @@ def kording_design(
     """
     if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ValueError(f"n_trials must be a positive int, got {n_trials!r}")
-    pos = np.asarray(positions, dtype=float)
+    pos = np.asarray(positions, dtype=float).reshape(-1)
+    if pos.size == 0 or not np.all(np.isfinite(pos)):
+        raise ValueError(f"positions must be at least one finite stimulus position, got {positions!r}")
     pairs = [(v, a) for v in pos for a in pos]
     if unimodal:
         pairs += [(v, np.nan) for v in pos] + [(np.nan, a) for a in pos]
@@ -936,6 +963,7 @@ def recover(
     ``seed, seed + 1, ...``), fit every strategy to each and keep the comparisons."""
     if not isinstance(n_datasets, (int, np.integer)) or n_datasets < 1:
         raise ValueError(f"n_datasets must be a positive int, got {n_datasets!r}")
+    _check_strategies(strategies)
     comparisons = []
     for i in range(n_datasets):
         table = simulate_table(truth, strategy, n_trials, rng=seed + i)
@@ -1035,6 +1063,11 @@ def visual_bias(
     sv, sa = np.asarray(s_v, float), np.asarray(s_a, float)
     aud = np.asarray(auditory, float)
     b = np.asarray(buttons, float)
+    if sv.ndim != 1 or sv.shape != sa.shape or aud.shape != (len(sv), len(b)):
+        raise ValueError(
+            f"visual_bias needs s_v and s_a of one length C and auditory of shape (C, {len(b)}) (one column "
+            f"per button); got s_v {sv.shape}, s_a {sa.shape}, auditory {aud.shape}"
+        )
     weight = aud.sum(axis=1)
     mean = (aud @ b) / np.maximum(weight, 1e-300)
     congruent = {float(a): float(m) for v, a, m in zip(sv, sa, mean, strict=True) if v == a}
@@ -1087,10 +1120,34 @@ FLASH_BEEP_TABLE = FlashBeepTable(
 """A short table of flash-beep counts, clearly labelled as illustrative (see ``source``)."""
 
 
+def _check_flash_beep(table: FlashBeepTable) -> None:
+    """The rows of a flash-beep table: equal lengths, whole counts (at least one flash), finite means."""
+    if not isinstance(table, FlashBeepTable):
+        raise TypeError(
+            f"expected a FlashBeepTable (see fitting.FLASH_BEEP_TABLE), got {type(table).__name__}"
+        )
+    columns = dict(flashes=table.flashes, beeps=table.beeps, mean_reported=table.mean_reported)
+    arrays = {name: np.asarray(col, dtype=float) for name, col in columns.items()}
+    lengths = {name: a.shape for name, a in arrays.items()}
+    if any(a.ndim != 1 for a in arrays.values()) or len(set(lengths.values())) != 1:
+        raise ValueError(
+            f"flashes, beeps and mean_reported need one value per row each, got shapes {lengths}"
+        )
+    if len(arrays["flashes"]) == 0:
+        raise ValueError("the flash-beep table is empty; give at least one (flashes, beeps, mean) row")
+    for name, least in (("flashes", 1), ("beeps", 0)):
+        a = arrays[name]
+        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)) or np.any(a < least):
+            raise ValueError(f"{name} must be whole numbers of at least {least}, got {a.tolist()}")
+    if not np.all(np.isfinite(arrays["mean_reported"])):
+        raise ValueError(f"mean_reported must be finite numbers, got {arrays['mean_reported'].tolist()}")
+
+
 def predict_flash_beep(
     table: FlashBeepTable, sigma_v: float, sigma_a: float, p_common: float, n_grid: int = 61
 ) -> FloatArray:
     """Mean reported flashes of :func:`chapter13.neuro.flash_beep_report_probabilities` for each row."""
+    _check_flash_beep(table)
     counts = np.arange(1, 5, dtype=float)
     return np.array([
         neuro.flash_beep_report_probabilities(int(f), int(b), sigma_v, sigma_a, p_common, n_grid=n_grid) @ counts
@@ -1115,8 +1172,7 @@ def fit_flash_beep(
         dict with ``params``, ``predicted`` ``(M,)``, ``rmse`` and ``start_predicted`` (the starting
         observer's means).
     """
-    if len(table.mean_reported) == 0:
-        raise ValueError("the flash-beep table is empty; give at least one (flashes, beeps, mean) row")
+    _check_flash_beep(table)
     names = ("sigma_v", "sigma_a", "p_common")
     x0 = [_transform(n, _check_value(n, start[n])) for n in names]
 

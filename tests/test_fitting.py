@@ -196,6 +196,12 @@ def test_make_table_rejects_bad_tables():
         fitting.make_table([0.0], [0.0])
     with pytest.raises(ValueError, match="increasing"):
         fitting.make_table([0.0], [0.0], [0.0], buttons=[0.0, 0.0])
+    # a table built by hand, past make_table's checks, is still refused before fitting
+    empty = fitting.TrialTable(*(np.zeros(0),) * 5, buttons=B)
+    with pytest.raises(ValueError, match="no trials"):
+        fitting.log_likelihood(empty, fitting.KORDING_OBSERVER)
+    with pytest.raises(ValueError, match="no trials"):
+        fitting.fit(empty)
 
 
 def test_parse_trials_reads_what_make_table_checks():
@@ -264,6 +270,34 @@ def test_fit_rejects_bad_parameters():
         fitting.fit(table, "vote")
     with pytest.raises(TypeError, match="TrialTable"):
         fitting.fit({"s_v": [0.0]}, "matching")
+    with pytest.raises(ValueError, match=r"sigma_motor must be >= 0"):
+        fitting.fit(table, "matching", free=["sigma_v"], fixed={"sigma_motor": -0.5})
+    with pytest.raises(ValueError, match=r"lapse must be a probability in \[0, 1\]"):
+        fitting.log_likelihood(table, {**fitting.KORDING_OBSERVER, "lapse": -0.01})
+    # one name where a list is expected would otherwise be read letter by letter
+    with pytest.raises(ValueError, match=r"free must be a list of parameter names, e.g. \['sigma_v'\]"):
+        fitting.fit(table, "matching", free="sigma_v")
+    with pytest.raises(ValueError, match=r"strategies must be a list of strategy names"):
+        fitting.compare_strategies(table, "matching")
+    with pytest.raises(ValueError, match=r"strategies must be a list of strategy names"):
+        fitting.recover(fitting.KORDING_OBSERVER, "matching", 1, 70, strategies="matching")
+    with pytest.raises(ValueError, match="unknown unity decision"):
+        fitting.log_likelihood(table, fitting.KORDING_OBSERVER, "matching", unity_decision="vote")
+
+
+def test_zero_motor_noise_is_a_valid_fixed_observer():
+    """sigma_motor = 0 is the hard nearest-button rule (neuro.button_probabilities allows it): it can be
+    simulated, held fixed in a fit and scored, and its log-likelihood is the limit of a small motor noise
+    (catches 0 refused as if it were a sensory standard deviation, or replaced by the default 1 deg)."""
+    observer = {**fitting.KORDING_OBSERVER, "sigma_motor": 0.0}
+    table = fitting.simulate_table(observer, "averaging", 140, rng=4)
+    ll0 = fitting.log_likelihood(table, observer, "averaging")
+    ll_small = fitting.log_likelihood(table, {**observer, "sigma_motor": 1e-3}, "averaging")
+    ll_default = fitting.log_likelihood(table, {**observer, "sigma_motor": 1.0}, "averaging")
+    assert np.isfinite(ll0) and ll0 == pytest.approx(ll_small, abs=1e-3) and ll0 != pytest.approx(ll_default)
+    fixed = {n: v for n, v in observer.items() if n != "p_common"}
+    result = fitting.fit(table, "averaging", free=["p_common"], fixed=fixed, starts=1, screen=2)
+    assert result.params["sigma_motor"] == 0.0 and np.isfinite(result.log_likelihood)
 
 
 def test_standard_error_matches_the_curvature_of_the_likelihood():
@@ -339,6 +373,35 @@ def test_flash_beep_table_is_labelled_and_fits():
         fitting.fit_flash_beep(
             fitting.FlashBeepTable(np.array([], int), np.array([], int), np.array([]), "x", "y")
         )
+
+
+@pytest.mark.parametrize(
+    ("flashes", "beeps", "means", "message"),
+    [
+        ([1, 2], [0], [1.0, 2.0], "one value per row"),
+        ([1], [0], [np.nan], "mean_reported must be finite"),
+        ([1.5], [0], [1.0], "flashes must be whole numbers of at least 1"),
+        ([0], [2], [1.0], "flashes must be whole numbers of at least 1"),
+        ([1], [-1], [1.0], "beeps must be whole numbers of at least 0"),
+    ],
+)
+def test_flash_beep_tables_are_checked(flashes, beeps, means, message):
+    """Catches a NaN mean that leaves the fit at its start with an rmse of NaN, a fractional count
+    silently truncated by int(), and rows of different lengths failing inside zip()."""
+    table = fitting.FlashBeepTable(np.array(flashes), np.array(beeps), np.array(means, float), "x", "y")
+    with pytest.raises(ValueError, match=message):
+        fitting.fit_flash_beep(table, max_evaluations=5)
+    with pytest.raises(ValueError, match=message):
+        fitting.predict_flash_beep(table, 0.7, 0.25, 0.8)
+
+
+def test_design_and_bias_helpers_reject_bad_shapes():
+    with pytest.raises(ValueError, match="at least one finite stimulus position"):
+        fitting.kording_design(10, positions=[])
+    with pytest.raises(ValueError, match=r"auditory of shape \(C, 5\)"):
+        fitting.visual_bias([0.0, 5.0], [0.0, 0.0], [[1, 0, 0, 0, 0]])
+    with pytest.raises(ValueError, match=r"auditory of shape \(C, 5\)"):
+        fitting.visual_bias([0.0], [0.0], [[1, 0, 0]])
 
 
 def test_far_button_exercise_checker(capsys):
