@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 from scipy.integrate import trapezoid
 from torch import nn
+from tqdm.auto import tqdm
 
 from chapter13.config import check_finite, check_seed, torch_threads
 from chapter13.diffusion import sample_ddim, timesteps
@@ -614,6 +615,7 @@ def av_trials(
     congruent: bool = False,
     seed: int = 0,
     batch_size: int = 500,
+    progress: bool = False,
 ) -> list[AVTrials]:
     """Show the network each image with a sound: of its own digit (``congruent``) or of another one.
 
@@ -624,6 +626,7 @@ def av_trials(
     Args:
         images: ``(N, 1, 28, 28)`` in [-1, 1]; labels: ``(N,)`` their digits.
         conditions: (image noise std, sound noise std) pairs.
+        progress: show a ``tqdm.auto`` bar over the conditions (off by default).
 
     Returns:
         one :class:`AVTrials` per condition.
@@ -638,7 +641,8 @@ def av_trials(
     shift = torch.randint(1, 10, (len(labels),), generator=torch.Generator().manual_seed(seed))
     heard = labels if congruent else (labels + shift) % 10
     out = []
-    for level, (sv, sa) in enumerate(conditions):
+    desc = "congruent trials" if congruent else "incongruent trials"
+    for level, (sv, sa) in enumerate(tqdm(conditions, desc=desc, disable=not progress, leave=False)):
         generator = torch.Generator().manual_seed(seed + 1000 * (level + 1))
         p = {k: v.numpy() for k, v in fusion_posteriors(
             model, images, heard, sv, sa, generator=generator, batch_size=batch_size
@@ -992,6 +996,8 @@ def retrieval_curve(
     test: tuple[torch.Tensor, torch.Tensor],
     test_labels: torch.Tensor,
     pair_counts: Sequence[int],
+    *,
+    progress: bool = False,
     **fit_kwargs: Any,
 ) -> dict[str, list[float]]:
     """Image -> sound Recall@1 on held-out pairs after learning from the first n training pairs, for
@@ -999,7 +1005,8 @@ def retrieval_curve(
 
     A query is a held-out image; the gallery is every held-out sound; a sound of the same digit counts
     as right (chance: the share of the gallery with that digit, 10 %). Returns ``pairs``, ``hebbian``,
-    ``contrastive`` and ``chance``.
+    ``contrastive`` and ``chance``. ``progress`` shows a ``tqdm.auto`` bar over the pair counts (off by
+    default); the other keywords go to :func:`fit_contrastive`.
     """
     v_train, a_train = train
     v_test, a_test = test
@@ -1008,7 +1015,7 @@ def retrieval_curve(
     labels = torch.as_tensor(test_labels).long()
     relevant = labels[:, None] == labels[None, :]
     out: dict[str, list[float]] = {"pairs": [], "hebbian": [], "contrastive": []}
-    for n in pair_counts:
+    for n in tqdm(pair_counts, desc="pair counts", disable=not progress, leave=False):
         if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= len(v_train):
             raise ValueError(f"each pair count must be an int in 2..{len(v_train)}, got {n!r}")
         hebb = hebbian_similarity(v_train[:n], a_train[:n], v_test, a_test)

@@ -402,6 +402,23 @@ def test_both_learners_find_the_pairing_and_contrastive_is_seeded():
     _assert_readable(tk.plot_joint_space({"linked clusters": curve}))
 
 
+def test_av_trials_and_retrieval_curve_show_a_bar_only_when_asked(capsys):
+    images = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    labels = torch.arange(20) % 10
+    train = _linked_pairs(40, 2)
+    test_v, test_a, test_y = _linked_pairs(20, 3)
+    quiet = tk.av_trials(ProductFusion(), images, labels, [(0.0, 0.0), (1.0, 1.0)], seed=3)
+    tk.retrieval_curve(train[:2], (test_v, test_a), test_y, [10, 40], steps=2, seed=1)
+    assert capsys.readouterr().err == ""  # the default stays silent
+    shown = tk.av_trials(ProductFusion(), images, labels, [(0.0, 0.0), (1.0, 1.0)], seed=3, progress=True)
+    err = capsys.readouterr().err
+    assert "incongruent trials" in err and "/2 " in err  # a bar over the 2 conditions
+    assert np.array_equal(shown[1].p_fused, quiet[1].p_fused)  # the bar changes nothing else
+    tk.retrieval_curve(train[:2], (test_v, test_a), test_y, [10, 40], steps=2, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "pair counts" in err and "/2 " in err
+
+
 def test_paired_features_shapes():
     model = load_model("av-fusion-digits")
     x, y = load_mnist("test", limit=12)
