@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, special
+from tqdm.auto import tqdm
 
 from chapter13 import neuro
 
@@ -835,15 +836,20 @@ class Comparison:
 
 
 def compare_strategies(
-    table: TrialTable, strategies: Sequence[str] = neuro.STRATEGIES, **fit_options: object
+    table: TrialTable,
+    strategies: Sequence[str] = neuro.STRATEGIES,
+    *,
+    progress: bool = False,
+    **fit_options: object,
 ) -> Comparison:
     """Fit each strategy (:func:`fit`, same options) and compare them by AIC and BIC.
 
-    Each fit after the first also tries the previous fits' estimates as a starting point.
+    Each fit after the first also tries the previous fits' estimates as a starting point. ``progress``
+    shows a ``tqdm.auto`` bar over the strategies (off by default).
     """
     _check_strategies(strategies)
     fits: dict[str, FitResult] = {}
-    for strategy in strategies:
+    for strategy in tqdm(strategies, desc="fitting strategies", disable=not progress, leave=False):
         previous = max(fits.values(), key=lambda f: f.log_likelihood).params if fits else None
         fits[strategy] = fit(table, strategy, start=previous, **fit_options)  # type: ignore[arg-type]
     return Comparison(fits)

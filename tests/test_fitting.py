@@ -425,3 +425,15 @@ def test_widget_update_is_fast_and_blitted():
     box.entry.value = "0, 0, 0, 0\n5, 0, 5, 0\n"
     box.use_button.click()
     assert box.controls["source"].value == "entered" and "2 entered trials" in box.view.title.get_text()
+
+
+def test_compare_strategies_shows_a_bar_only_when_asked(capsys):
+    table = fitting.simulate_table(fitting.KORDING_OBSERVER, "matching", 70, rng=0)
+    options = dict(free=["p_common"], fixed={}, starts=1, screen=2)
+    quiet = fitting.compare_strategies(table, ["matching", "averaging"], **options)
+    assert capsys.readouterr().err == ""  # the default stays silent
+    shown = fitting.compare_strategies(table, ["matching", "averaging"], progress=True, **options)
+    err = capsys.readouterr().err
+    assert "fitting strategies" in err and "/2 " in err
+    assert shown.best == quiet.best  # the bar changes nothing else
+    assert shown.fits["matching"].log_likelihood == quiet.fits["matching"].log_likelihood
