@@ -6,7 +6,8 @@ holds a few values of one seeded output (a short DDIM run for the diffusion mode
 for the others), their sum, and the SHA-256 of the whole output's bytes.
 
 ``codelab-mnist`` was re-pinned when it was retrained (issue 15: 14,000 + 5,000 steps, new weights,
-so new outputs; the code path is the same), with only its entry rewritten (``fingerprint(output_of(...))``).
+so new outputs; the code path is the same), and ``audio-tones`` when it was retrained for 3,000 steps instead of
+600 (issue 14), each with only its entry rewritten (``fingerprint(output_of(...))``).
 
 The values are compared to 1e-5 everywhere; on the machine that wrote the file (same torch build and
 CPU model, as in CI) the SHA-256 must match too, which is the bitwise check.

@@ -28,7 +28,7 @@ AUDIO_MODEL: dict[str, Any] = {
     "schedule": "cosine",
     "T": 1000,
 }
-AUDIO_TRAIN: dict[str, Any] = {"steps": 600, "batch_size": 32, "lr": 2e-3, "warmup": 50}
+AUDIO_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 32, "lr": 2e-3, "warmup": 50}
 AUDIO_LOSS: dict[str, Any] = {"min_snr_gamma": None}
 
 
