@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CrossAttention", "CrossAttention2d", "SelfAttention2d", "norm_groups", "zero_init"]
+__all__ = [
+    "CrossAttention",
+    "CrossAttention2d",
+    "SelfAttention2d",
+    "norm_groups",
+    "regroup_norms",
+    "zero_init",
+]
 
 
 def norm_groups(channels: int, max_groups: int = 32) -> int:
@@ -27,6 +34,30 @@ def norm_groups(channels: int, max_groups: int = 32) -> int:
         if channels % groups == 0:
             return groups
     raise ValueError(f"channels must be positive, got {channels}")
+
+
+def regroup_norms(module: nn.Module, max_groups: int) -> nn.Module:
+    """Rebuild every ``nn.GroupNorm`` in ``module`` with at most ``max_groups`` groups (in place).
+
+    ``chapter13.unet`` picks the largest divisor of C up to 32 groups (Wu & He 2018's default), which
+    for the narrow layers of a CPU-sized U-Net (16 or 32 channels) means one channel per group, i.e.
+    instance normalisation: every feature map is re-centred and re-scaled on its own, and the network
+    loses how bright or how large a stroke is. Wu & He (2018, Table 3) find 1 channel per group the
+    worst setting; with 8 groups each group spans 2-8 channels here. Parameters keep their shapes.
+
+    One channel per group also **erases conditioning added as a per-channel bias**: a ResBlock adds
+    ``Linear(emb)`` (the time, label or text embedding) to each channel before its second GroupNorm,
+    and normalising each channel over its own H×W subtracts exactly that constant. At 16 or 32
+    channels the block then cannot tell t or the label at all; with 2 channels per group only the
+    difference of the two channels' biases survives. ``tests/test_temporal.py`` shows both.
+    """
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GroupNorm):
+                groups = norm_groups(child.num_channels, max_groups)
+                if groups != child.num_groups:
+                    setattr(parent, name, nn.GroupNorm(groups, child.num_channels, eps=child.eps))
+    return module
 
 
 def zero_init(layer: nn.Module) -> nn.Module:

@@ -40,28 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chapter13.attention import norm_groups
+from chapter13.attention import regroup_norms
 from chapter13.config import check_model_input, check_seed
 from chapter13.diffusion import DiffusionModel, NoiseSchedule, sample_ddim, sample_ddpm
 from chapter13.unet import UNet
-
-
-def regroup_norms(module: nn.Module, max_groups: int) -> nn.Module:
-    """Rebuild every ``nn.GroupNorm`` in ``module`` with at most ``max_groups`` groups (in place).
-
-    ``chapter13.unet`` picks the largest divisor of C up to 32 groups (Wu & He 2018's default), which
-    for the narrow layers of a CPU-sized U-Net (16 or 32 channels) means one channel per group, i.e.
-    instance normalisation: every feature map is re-centred and re-scaled on its own, and the network
-    loses how bright or how large a stroke is. Wu & He (2018, Table 3) find 1 channel per group the
-    worst setting; with 8 groups each group spans 2-8 channels here. Parameters keep their shapes.
-    """
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.GroupNorm):
-                groups = norm_groups(child.num_channels, max_groups)
-                if groups != child.num_groups:
-                    setattr(parent, name, nn.GroupNorm(groups, child.num_channels, eps=child.eps))
-    return module
 
 
 class PatchUNet(DiffusionModel):

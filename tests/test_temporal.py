@@ -685,3 +685,147 @@ def test_pitch_measures_refuse_infinite_rates_nan_waves_and_empty_batches():
     for kwargs in ({"n_fft": 4096}, {"n_fft": 0}, {"hop": 0}):
         with pytest.raises(ValueError, match=r"n_fft|hop"):
             spectrogram(waves, **kwargs)
+
+
+# --- class conditioning (the chapter's VideoUNet.forward(x, t, text_emb), with a digit label) --------
+def test_one_channel_per_group_erases_the_embedding():
+    """A ResBlock adds the time (and label) embedding as a per-channel bias before a GroupNorm; with one
+    channel per group (``norm_groups`` gives 8 groups to 8 channels) that norm subtracts it exactly, so
+    the network cannot tell t apart. Fewer groups (``max_norm_groups``) keep it."""
+    x = torch.randn(2, 1, 4, 8, 8)
+    a, b = torch.tensor([10, 10]), torch.tensor([900, 900])
+    erased = _randomise(VideoUNet(**SMALL_VIDEO))  # 8 and 16 channels: 1 channel per group everywhere
+    kept = _randomise(VideoUNet(max_norm_groups=2, **SMALL_VIDEO))
+    with torch.no_grad():
+        assert (erased(x, a) - erased(x, b)).abs().max() < 1e-5
+        assert (kept(x, a) - kept(x, b)).abs().max() > 1e-2
+    assert kept.config["max_norm_groups"] == 2 and "max_norm_groups" not in erased.config
+    groups = {m.num_groups for m in kept.modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {2}
+    with pytest.raises(ValueError, match="max_norm_groups"):
+        VideoUNet(max_norm_groups=0, **SMALL_VIDEO)
+
+
+def test_the_shipped_video_recipe_keeps_the_embedding():
+    from chapter13.recipes.video import VIDEO_MODEL
+
+    model = VideoUNet(**VIDEO_MODEL)
+    for m in model.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            assert m.num_channels // m.num_groups >= 2, "one channel per group erases the time embedding"
+
+
+def test_conditional_video_unet_uses_its_labels_and_none_is_the_null_label():
+    model = _randomise(VideoUNet(num_classes=10, max_norm_groups=2, **SMALL_VIDEO))
+    assert model.config["num_classes"] == 10
+    x, t = torch.randn(2, 1, 4, 8, 8), torch.tensor([300, 300])
+    with torch.no_grad():
+        three, seven = model(x, t, labels=torch.tensor([3, 3])), model(x, t, labels=torch.tensor([7, 7]))
+        none, null = model(x, t), model(x, t, labels=model.null_labels(2))
+    assert (three - seven).abs().max() > 1e-3  # the label changes the prediction
+    torch.testing.assert_close(none, null)  # labels=None is the null label of classifier-free guidance
+    rebuilt = VideoUNet(**model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(x, t, labels=torch.tensor([3, 3])), three)
+    assert "num_classes" not in VideoUNet(**SMALL_VIDEO).config  # unconditional configs are unchanged
+
+
+def test_video_labels_are_checked():
+    x, t = torch.randn(2, 1, 4, 8, 8), torch.tensor([1, 2])
+    with pytest.raises(ValueError, match="unconditional VideoUNet"):
+        VideoUNet(**SMALL_VIDEO)(x, t, labels=torch.tensor([1, 2]))
+    model = VideoUNet(num_classes=10, **SMALL_VIDEO)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        model(x, t, labels=torch.tensor([1]))
+    with pytest.raises(ValueError, match=r"0\.\.10"):
+        model(x, t, labels=torch.tensor([1, 11]))
+    with pytest.raises(TypeError, match="long tensor"):
+        model(x, t, labels=torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="num_classes"):
+        VideoUNet(num_classes=0, **SMALL_VIDEO)
+    with pytest.raises(ValueError, match="unconditional"):
+        VideoUNet(**SMALL_VIDEO).null_labels()
+
+
+def test_sample_clips_with_labels_and_guidance():
+    from chapter13.guidance import guided_epsilon
+    from chapter13.temporal import sample_clips
+
+    model = _randomise(VideoUNet(num_classes=10, max_norm_groups=2, **SMALL_VIDEO, schedule="cosine"))
+    one = sample_clips(model, 2, frames=4, size=8, steps=3, seed=1, labels=4, guidance_scale=2.0)
+    again = sample_clips(model, 2, frames=4, size=8, steps=3, seed=1, labels=[4, 4], guidance_scale=2.0)
+    torch.testing.assert_close(one, again)
+    plain = sample_clips(model, 2, frames=4, size=8, steps=3, seed=1, labels=4)
+    assert (one - plain).abs().max() > 1e-4  # guidance changes the samples
+    # guidance scale 1 is the plain conditional model; the guided ε is ε(∅) + s (ε(y) - ε(∅))
+    x, t = torch.randn(2, 1, 4, 8, 8), torch.tensor([500, 500])
+    y = torch.tensor([4, 4])
+    with torch.no_grad():
+        eps = guided_epsilon(model, x, t, {"labels": y}, {"labels": model.null_labels(1)}, 2.0)
+        by_hand = model(x, t) + 2.0 * (model(x, t, labels=y) - model(x, t))
+    torch.testing.assert_close(eps, by_hand)
+    with pytest.raises(ValueError, match="conditional video model"):
+        sample_clips(_randomise(VideoUNet(**SMALL_VIDEO)), 2, frames=4, size=8, steps=2, labels=3)
+    with pytest.raises(ValueError, match="one per clip"):
+        sample_clips(model, 3, frames=4, size=8, steps=2, labels=[1, 2])
+    with pytest.raises(ValueError, match=r"0\.\.9"):
+        sample_clips(model, 2, frames=4, size=8, steps=2, labels=10)
+
+
+def test_video_loss_drops_the_label_with_p_uncond():
+    """p_uncond=1 replaces every label by the null label: the loss equals the unconditional one."""
+    model = _randomise(
+        VideoUNet(num_classes=10, max_norm_groups=2, prediction="v", schedule="cosine", **SMALL_VIDEO)
+    )
+    schedule = model.schedule
+    x0 = torch.rand(3, 1, 4, 8, 8) * 2 - 1
+    y = torch.tensor([1, 2, 3])
+
+    def loss(**kw):
+        with torch.no_grad():
+            return video_diffusion_loss(model, schedule, x0, generator=torch.Generator().manual_seed(5), **kw)
+
+    null, nothing = {"labels": model.null_labels(1)}, model.null_labels(3)
+    # the dropout is drawn before t and ε, so both sides draw it
+    dropped = loss(labels=y, p_uncond=1.0, null=null)
+    torch.testing.assert_close(dropped, loss(labels=nothing, p_uncond=1.0, null=null))
+    kept = loss(labels=y, p_uncond=0.0, null=null)
+    assert abs(float(kept) - float(loss(labels=nothing, p_uncond=0.0, null=null))) > 1e-6
+
+
+def test_train_video_joint_model_is_conditional_and_the_frame_model_is_not():
+    from chapter13.recipes.video import VIDEO_CONDITIONING, train_video
+
+    joint = train_video(temporal=True, steps=2, n_clips=8, progress=False, train_kwargs={"batch_size": 4})
+    frames = train_video(temporal=False, steps=2, n_clips=8, progress=False, train_kwargs={"batch_size": 4})
+    assert joint.ema_model.num_classes == VIDEO_CONDITIONING["num_classes"] == 10
+    assert frames.ema_model.num_classes is None
+    assert all(math.isfinite(v) for v in joint.losses + frames.losses)
+
+
+# --- the digit crop's contrast ---------------------------------------------------------------------
+def test_digit_crop_contrast_saturates_grey_strokes():
+    from chapter13.temporal import digit_crops
+
+    clip = torch.full((1, 1, 2, 32, 32), -1.0)
+    clip[0, 0, :, 10:20, 10:20] = 0.0  # ink 0.5: a grey square
+    clip[0, 0, :, 14:16, 14:16] = -0.5  # ink 0.25 in its middle
+    plain = digit_crops(clip, out_size=14, contrast=1.0)
+    doubled = digit_crops(clip, out_size=14)  # the default, contrast 2
+    ink_plain, ink_doubled = (plain + 1) / 2, (doubled + 1) / 2
+    torch.testing.assert_close(ink_doubled, (2 * ink_plain).clamp(max=1.0))
+    assert float(ink_doubled.max()) == 1.0 and float(ink_doubled.min()) == 0.0  # background stays 0
+    with pytest.raises(ValueError, match="contrast must be >= 1"):
+        digit_crops(clip, contrast=0.5)
+
+
+def test_real_clips_are_legible_through_the_crop():
+    """With the default crop the package's classifier is confident on most frames of real clips, and
+    every real clip shows one digit in all its frames."""
+    from chapter13.temporal import identity_consistency
+
+    clips, labels, _ = moving_digits(32, split="test", seed=12345)
+    real = identity_consistency(clips)
+    assert real["all_frames"] == 1.0
+    assert real["confident_fraction"] > 0.9
+    assert (real["clip_labels"] == labels).float().mean() > 0.9
