@@ -6,8 +6,11 @@ holds a few values of one seeded output (a short DDIM run for the diffusion mode
 for the others), their sum, and the SHA-256 of the whole output's bytes.
 
 ``codelab-mnist`` was re-pinned when it was retrained (issue 15: 14,000 + 5,000 steps, new weights,
-so new outputs; the code path is the same), and ``audio-tones`` when it was retrained for 3,000 steps instead of
-600 (issue 14), each with only its entry rewritten (``fingerprint(output_of(...))``).
+so new outputs; the code path is the same), ``audio-tones`` when it was retrained for 3,000 steps instead of
+600 (issue 14), and both video models when they were retrained with GroupNorm capped at 8 groups (the joint one
+class-conditional; issue 14), each with only its entry rewritten (``fingerprint(output_of(...))``). An entry
+re-pinned on another machine than the file's records its own ``machine``: the SHA-256 is checked where it was written
+(the CPU model changes the bits: the video entries were written on an AMD EPYC, the rest on an Intel Xeon).
 
 The values are compared to 1e-5 everywhere; on the machine that wrote the file (same torch build and
 CPU model, as in CI) the SHA-256 must match too, which is the bitwise check.
@@ -118,7 +121,7 @@ def test_output_unchanged(name, pins):
     assert got["shape"] == pinned["shape"]
     assert got["values"] == pytest.approx(pinned["values"], abs=1e-5)
     assert got["sum"] == pytest.approx(pinned["sum"], abs=1e-4 * max(1.0, abs(pinned["sum"])))
-    if pins["machine"] == machine():
+    if pinned.get("machine", pins["machine"]) == machine():
         assert got["sha256"] == pinned["sha256"], f"{name}: not bitwise identical on the pinning machine"
 
 

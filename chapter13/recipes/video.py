@@ -28,7 +28,7 @@ from chapter13.temporal import (
 )
 from chapter13.train import RunRecord, TrainResult, fit
 
-VIDEO_DATA = {"n": 4000, "frames": 8, "size": 32, "digit_size": 14, "seed": 0}
+VIDEO_DATA = {"n": 16000, "frames": 8, "size": 32, "digit_size": 14, "seed": 0}
 """The training clips: ``moving_digits(**VIDEO_DATA)`` on the bundled training digits."""
 
 VIDEO_MODEL: dict[str, Any] = {
@@ -39,12 +39,27 @@ VIDEO_MODEL: dict[str, Any] = {
     "prediction": "v",
     "schedule": "cosine",
     "T": 1000,
+    "max_norm_groups": 8,
 }
 """Constructor arguments shared by ``video-digits`` (``temporal=True``) and ``video-digits-frames``."""
-VIDEO_TRAIN: dict[str, Any] = {"steps": 1500, "batch_size": 16, "lr": 2e-3, "warmup": 50}
+VIDEO_TRAIN: dict[str, Any] = {
+    "steps": 10000,
+    "batch_size": 16,
+    "lr": 2e-3,
+    "warmup": 200,
+    "ema_decay": 0.9995,
+}
 """Arguments of ``chapter13.train.fit`` for both video models."""
 VIDEO_LOSS: dict[str, Any] = {"temporal_weight": 0.5, "min_snr_gamma": 5.0}
 """Arguments of the video loss (the per-frame model gets ``temporal_weight=None``: the plain loss)."""
+VIDEO_CONDITIONING: dict[str, Any] = {"num_classes": 10, "p_uncond": 0.5}
+"""The joint model is also class-conditional (``VideoUNet(num_classes=10)``): each clip's digit label
+is dropped to the null label with probability ``p_uncond`` (Ho & Salimans 2022, Algorithm 1), so one
+network samples unconditionally (``sample_clips(model, n)``) and on request (``labels=7``, with
+classifier-free guidance). Half the clips train the unconditional path, which is the one the
+joint-versus-per-frame comparison uses. The per-frame baseline stays unconditional."""
+VIDEO_GUIDANCE_SCALE = 3.0
+"""The guidance scale s of the notebook's prompted clips (``sample_clips(..., labels=, guidance_scale=)``)."""
 
 
 def train_video(
@@ -78,14 +93,15 @@ def train_video(
         The ``TrainResult`` (``.ema_model`` in eval mode).
     """
     data = {**VIDEO_DATA, **({"n": n_clips} if n_clips is not None else {})}
-    clips, _, _ = moving_digits(
+    clips, labels, _ = moving_digits(
         data["n"], data["frames"], data["size"], data["digit_size"], seed=data["seed"]
     )
     torch.manual_seed(seed)
-    model = VideoUNet(temporal=temporal, **{**VIDEO_MODEL, **(model_kwargs or {})})
+    conditioning = {"num_classes": VIDEO_CONDITIONING["num_classes"]} if temporal else {}
+    model = VideoUNet(temporal=temporal, **{**VIDEO_MODEL, **conditioning, **(model_kwargs or {})})
     if init_from is not None:
         inflate_from_image_model(model, init_from)
-    loss_cfg = {**VIDEO_LOSS, **(loss_kwargs or {})}
+    loss_cfg = {**VIDEO_LOSS, "p_uncond": VIDEO_CONDITIONING["p_uncond"], **(loss_kwargs or {})}
     if not temporal:
         loss_cfg["temporal_weight"] = None
     loss_fn = functools.partial(_video_loss, schedule=model.schedule, **loss_cfg)
@@ -94,7 +110,7 @@ def train_video(
         return fit(
             model,
             loss_fn,
-            [clips],
+            [clips, labels],
             seed=seed,
             progress=progress,
             desc="video (joint)" if temporal else "video (per frame)",
@@ -109,19 +125,55 @@ def _video_loss(
     schedule: NoiseSchedule,
     temporal_weight: float | None,
     min_snr_gamma: float | None,
+    p_uncond: float,
 ) -> Tensor:
-    """The joint model's loss (with the consistency term) or, with ``temporal_weight=None``, the plain one."""
+    """The joint model's loss (with the consistency term) or, with ``temporal_weight=None``, the plain one.
+
+    ``batch``: (clips (B, 1, F, H, W), labels (B,)); a conditional model gets the labels, each dropped
+    to the null label with probability ``p_uncond``."""
+    cond: dict[str, Any] = {}
+    if getattr(model, "num_classes", None) is not None:
+        cond = {"labels": batch[1], "p_uncond": p_uncond, "null": {"labels": model.null_labels(1)}}
     if temporal_weight is None:
-        return diffusion_loss(model, schedule, batch[0], space="native", min_snr_gamma=min_snr_gamma)
+        return diffusion_loss(model, schedule, batch[0], space="native", min_snr_gamma=min_snr_gamma, **cond)
     return video_diffusion_loss(
-        model, schedule, batch[0], temporal_weight=temporal_weight, min_snr_gamma=min_snr_gamma
+        model, schedule, batch[0], temporal_weight=temporal_weight, min_snr_gamma=min_snr_gamma, **cond
     )
 
 
+def clip_figures(clips: Tensor, classifier: nn.Module | None = None) -> dict[str, float]:
+    """:func:`temporal_metrics` and the three :func:`identity_consistency` figures of ``clips``."""
+    ident = identity_consistency(clips, classifier)
+    return {
+        **temporal_metrics(clips),
+        "identity_agreement": ident["agreement"],
+        "all_frames_one_digit": ident["all_frames"],
+        "frame_confident_fraction": ident["confident_fraction"],
+    }
+
+
+def prompted_accuracy(
+    model: nn.Module,
+    n: int = 64,
+    steps: int = 50,
+    seed: int = 1,
+    guidance_scale: float = VIDEO_GUIDANCE_SCALE,
+    classifier: nn.Module | None = None,
+) -> float:
+    """Share of frames read as the requested digit, over ``n`` clips asking for 0, 1, ..., 9 in turn."""
+    wanted = torch.arange(n) % 10
+    clips = sample_clips(model, n, steps=steps, seed=seed, labels=wanted, guidance_scale=guidance_scale)
+    read = identity_consistency(clips, classifier)["labels"]
+    return float((read == wanted[:, None]).float().mean())
+
+
 def evaluate_video(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1) -> dict[str, float]:
-    """:func:`temporal_metrics` and :func:`identity_consistency` of ``n`` samples of ``model``."""
-    clips = sample_clips(model, n, steps=steps, seed=seed)
-    return {**temporal_metrics(clips), "identity_agreement": identity_consistency(clips)["agreement"]}
+    """:func:`clip_figures` of ``n`` unconditional samples of ``model`` (and, for a conditional model,
+    :func:`prompted_accuracy` at ``VIDEO_GUIDANCE_SCALE``)."""
+    figures = clip_figures(sample_clips(model, n, steps=steps, seed=seed))
+    if getattr(model, "num_classes", None) is not None:
+        figures["prompted_accuracy"] = prompted_accuracy(model, n, steps, seed)
+    return figures
 
 
 def video_quality(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1) -> dict[str, Any]:
@@ -129,12 +181,11 @@ def video_quality(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1)
     measures of ``n`` real clips of test digits (``moving_digits(n, split="test", seed=12345)``)."""
     quality = {f"sampled_{k}": round(v, 5) for k, v in evaluate_video(model, n, steps, seed).items()}
     real_clips = moving_digits(n, split="test", seed=12345)[0]
-    real = {
-        **temporal_metrics(real_clips),
-        "identity_agreement": identity_consistency(real_clips)["agreement"],
-    }
+    real = clip_figures(real_clips)
     quality.update({f"real_test_{k}": round(v, 5) for k, v in real.items()})
     quality.update({"samples": n, "ddim_steps": steps, "eta": 1.0})
+    if "sampled_prompted_accuracy" in quality:
+        quality["guidance_scale"] = VIDEO_GUIDANCE_SCALE
     return quality
 
 
