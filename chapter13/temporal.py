@@ -773,7 +773,11 @@ def sample_clips(
 def inflate_from_image_model(video: VideoUNet, image: VideoUNet) -> VideoUNet:
     """Copy a per-frame model's weights into a joint model; its temporal layers keep their zero start.
 
-    Raises a ValueError if the two networks differ anywhere but in the temporal layers.
+    A conditional joint model (``num_classes``) may start from an unconditional image model: its
+    label embedding is set to zero, so the inflated model starts as the image model for every label,
+    and learns both the time mixing and the labels (Make-A-Video, Singer et al. 2022, §3.2).
+
+    Raises a ValueError if the two networks differ anywhere but in the temporal layers (and labels).
     """
     if image.temporal or not video.temporal:
         raise ValueError("inflate from a per-frame model (temporal=False) into a joint one (temporal=True)")
@@ -782,14 +786,27 @@ def inflate_from_image_model(video: VideoUNet, image: VideoUNet) -> VideoUNet:
             "a joint model with temporal_downsample=True averages frames where the image model does not; "
             "build it with temporal_downsample=False to start from an image model"
         )
-    same = ("temporal", "temporal_downsample")
-    diff = {k for k in video.config if k not in same and video.config[k] != image.config.get(k)}
+    if image.num_classes is not None and image.num_classes != video.num_classes:
+        raise ValueError(
+            f"the image model is conditional on {image.num_classes} classes but the video model on "
+            f"{video.num_classes}; build the video model with num_classes={image.num_classes}"
+        )
+    same = {"temporal", "temporal_downsample", "num_classes"}
+    keys = (set(video.config) | set(image.config)) - same
+    diff = {k for k in keys if video.config.get(k) != image.config.get(k)}
     if diff:
         raise ValueError(f"the two networks differ in {sorted(diff)}; only the temporal layers may differ")
     missing, unexpected = video.load_state_dict(image.state_dict(), strict=False)
     new_layers = (".temporal.", ".st_attn.")
+    new_labels = image.label_embed is None and video.label_embed is not None
     if unexpected or any(
-        not k.startswith("mid_st_attn.") and not any(n in k for n in new_layers) for k in missing
+        not k.startswith("mid_st_attn.")
+        and not any(n in k for n in new_layers)
+        and not (new_labels and k.startswith("label_embed."))
+        for k in missing
     ):
         raise ValueError(f"weights do not line up: missing {missing}, unexpected {unexpected}")
+    if new_labels:
+        with torch.no_grad():
+            video.label_embed.weight.zero_()
     return video

@@ -829,3 +829,24 @@ def test_real_clips_are_legible_through_the_crop():
     assert real["all_frames"] == 1.0
     assert real["confident_fraction"] > 0.9
     assert (real["clip_labels"] == labels).float().mean() > 0.9
+
+
+def test_a_conditional_joint_model_inflates_from_an_unconditional_image_model():
+    """The label embedding starts at zero: the inflated model is the image model for every label."""
+    from chapter13.temporal import inflate_from_image_model
+
+    small = {**SMALL_VIDEO, "max_norm_groups": 2}
+    image = _randomise(VideoUNet(temporal=False, **small))
+    video = VideoUNet(temporal=True, temporal_downsample=False, num_classes=10, **small)
+    inflate_from_image_model(video, image)
+    assert torch.count_nonzero(video.label_embed.weight) == 0
+    x, t = torch.randn(2, 1, 4, 8, 8), torch.tensor([3, 700])
+    with torch.no_grad():
+        expected = image(x, t)
+        for labels in (None, torch.tensor([2, 9])):
+            torch.testing.assert_close(video.eval()(x, t, labels=labels), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"differ in \['max_norm_groups'\]"):  # checked both ways
+        inflate_from_image_model(VideoUNet(temporal=True, temporal_downsample=False, **SMALL_VIDEO), image)
+    conditional_image = VideoUNet(temporal=False, num_classes=5, **small)
+    with pytest.raises(ValueError, match="num_classes=5"):
+        inflate_from_image_model(video, conditional_image)
