@@ -45,9 +45,15 @@ from torch import nn
 from chapter13 import checkpoints
 from chapter13.audio import pitch_metrics, sample_sounds
 from chapter13.cost import parameter_count
-from chapter13.recipes.video import VIDEO_DATA, VIDEO_GUIDANCE_SCALE
+from chapter13.recipes.video import (
+    VIDEO_DATA,
+    VIDEO_GUIDANCE_SCALE,
+    clip_figures,
+    prompted_clips,
+    requested_digit_hits,
+)
 from chapter13.synthetic import PITCHES, SAMPLE_RATE, moving_digits
-from chapter13.temporal import TemporalConv, identity_consistency, sample_clips, temporal_metrics
+from chapter13.temporal import TemporalConv, identity_consistency, sample_clips
 from chapter13.train import build
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,16 +80,13 @@ def video_table(
         n, VIDEO_DATA["frames"], VIDEO_DATA["size"], VIDEO_DATA["digit_size"], split="test", seed=seed
     )
 
-    def measure(clips: torch.Tensor) -> dict[str, float]:
-        return {**temporal_metrics(clips), "identity_agreement": identity_consistency(clips)["agreement"]}
-
-    rows: dict[str, dict[str, float]] = {REAL: measure(real)}
+    rows: dict[str, dict[str, float]] = {REAL: clip_figures(real)}
     clips = {REAL: real}
     for label, model in ((JOINT, joint), (FRAMES, frames)):
         t0 = time.perf_counter()
         clips[label] = sample_clips(model, n, steps=steps, seed=seed)
         seconds = time.perf_counter() - t0
-        rows[label] = {**measure(clips[label]), "sample_s_per_clip": seconds / n}
+        rows[label] = {**clip_figures(clips[label]), "sample_s_per_clip": seconds / n}
     return rows, clips, {JOINT: joint, FRAMES: frames}
 
 
@@ -91,9 +94,8 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def identity_targets(clips: dict[str, torch.Tensor], judges: dict[str, nn.Module | None]) -> dict[str, dict]:
+def identity_targets(clips: dict[str, torch.Tensor], judges: dict[str, nn.Module | None]) -> None:
     """Issue 14's identity and legibility figures of every row, by each judge, with verdicts."""
-    out: dict[str, dict] = {}
     for judge_name, judge in judges.items():
         figures = {label: identity_consistency(c, judge) for label, c in clips.items()}
         real, joint, per = figures[REAL], figures[JOINT], figures[FRAMES]
@@ -120,30 +122,22 @@ def identity_targets(clips: dict[str, torch.Tensor], judges: dict[str, nn.Module
         ]
         for what, target, ok in checks:
             print(f"  {what:58s} target {target:24s} {_verdict(ok)}")
-        out[judge_name] = {
-            label: {k: f[k] for k in ("agreement", "all_frames", "confident_fraction")}
-            for label, f in figures.items()
-        }
-    return out
 
 
 def prompted_table(
     model: nn.Module, n: int, steps: int, seed: int, judges: dict[str, nn.Module | None]
-) -> dict[str, float]:
+) -> None:
     """Clips asking for 0..9 in turn at the notebook's guidance scale: share of frames read as asked."""
     if getattr(model, "num_classes", None) is None:
         print("video-digits is unconditional: no prompted clips (issue 14, item 3 not built)")
-        return {}
-    wanted = torch.arange(n) % 10
+        return
     t0 = time.perf_counter()
-    clips = sample_clips(model, n, steps=steps, seed=seed, labels=wanted, guidance_scale=VIDEO_GUIDANCE_SCALE)
+    clips, wanted = prompted_clips(model, n, steps, seed)
     seconds = time.perf_counter() - t0
-    out = {}
     for judge_name, judge in judges.items():
         ident = identity_consistency(clips, judge)
-        hit = (ident["labels"] == wanted[:, None]).float()
+        hit = requested_digit_hits(clips, wanted, judge)
         per_digit = [float(hit[wanted == d].mean()) for d in range(10)]
-        out[judge_name] = float(hit.mean())
         print(
             f"  {judge_name:10s} frames read as the requested digit {hit.mean():.1%} (target >= 90 %: "
             f"{_verdict(float(hit.mean()) >= 0.9)}); agreement {ident['agreement']:.3f}, one digit in all "
@@ -151,7 +145,6 @@ def prompted_table(
         )
         print("             per digit: " + " ".join(f"{d}:{v:.0%}" for d, v in enumerate(per_digit)))
     print(f"  guidance scale {VIDEO_GUIDANCE_SCALE}, {seconds / n:.3f} s per clip (two passes per step)")
-    return out
 
 
 def print_video(rows: dict[str, dict[str, float]]) -> list[str]:

@@ -850,3 +850,16 @@ def test_a_conditional_joint_model_inflates_from_an_unconditional_image_model():
     conditional_image = VideoUNet(temporal=False, num_classes=5, **small)
     with pytest.raises(ValueError, match="num_classes=5"):
         inflate_from_image_model(video, conditional_image)
+
+
+def test_requested_digit_hits_read_real_clips_as_their_digits():
+    from chapter13.recipes.video import prompted_clips, requested_digit_hits
+
+    clips, labels, _ = moving_digits(20, split="test", seed=4)
+    assert requested_digit_hits(clips, labels).shape == (20, 8)
+    assert requested_digit_hits(clips, labels).mean() > 0.85
+    assert requested_digit_hits(clips, (labels + 1) % 10).mean() < 0.1
+    model = _randomise(VideoUNet(num_classes=10, max_norm_groups=2, schedule="cosine", **SMALL_VIDEO))
+    clips, wanted = prompted_clips(model, 12, steps=2)
+    assert clips.shape == (12, 1, 8, 32, 32)
+    assert wanted.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]

@@ -78,7 +78,8 @@ def train_video(
     """Train a :class:`VideoUNet` on moving digits through ``chapter13.train.fit``.
 
     ``temporal=True``: the joint model, trained with the chapter's consistency term on its
-    prediction (``temporal.video_diffusion_loss`` with ``VIDEO_LOSS``, weight 0.5). ``temporal=False``:
+    prediction (``temporal.video_diffusion_loss`` with ``VIDEO_LOSS``, weight 0.5) and conditional on
+    the clip's digit, dropped to the null label with ``VIDEO_CONDITIONING["p_uncond"]``. ``temporal=False``:
     the per-frame image model (time mixing off), trained with the plain loss
     (``diffusion.diffusion_loss`` in v-space), as an image model would be.
     ``model_kwargs``, ``train_kwargs`` and ``loss_kwargs`` override ``VIDEO_MODEL``, ``VIDEO_TRAIN``
@@ -152,6 +153,29 @@ def clip_figures(clips: Tensor, classifier: nn.Module | None = None) -> dict[str
     }
 
 
+def prompted_clips(
+    model: nn.Module,
+    n: int = 64,
+    steps: int = 50,
+    seed: int = 1,
+    guidance_scale: float = VIDEO_GUIDANCE_SCALE,
+    progress: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """``n`` clips asking a conditional model for 0, 1, ..., 9 in turn (classifier-free guidance at
+    ``guidance_scale``): returns (clips (n, 1, F, H, W), the requested digits (n,))."""
+    wanted = torch.arange(n) % model.num_classes
+    clips = sample_clips(
+        model, n, steps=steps, seed=seed, labels=wanted, guidance_scale=guidance_scale, progress=progress
+    )
+    return clips, wanted
+
+
+def requested_digit_hits(clips: Tensor, wanted: Tensor, classifier: nn.Module | None = None) -> Tensor:
+    """(n, F) float: 1 where the classifier reads frame f of clip i as the digit ``wanted[i]``."""
+    read = identity_consistency(clips, classifier)["labels"]
+    return (read == wanted[:, None]).float()
+
+
 def prompted_accuracy(
     model: nn.Module,
     n: int = 64,
@@ -160,11 +184,9 @@ def prompted_accuracy(
     guidance_scale: float = VIDEO_GUIDANCE_SCALE,
     classifier: nn.Module | None = None,
 ) -> float:
-    """Share of frames read as the requested digit, over ``n`` clips asking for 0, 1, ..., 9 in turn."""
-    wanted = torch.arange(n) % 10
-    clips = sample_clips(model, n, steps=steps, seed=seed, labels=wanted, guidance_scale=guidance_scale)
-    read = identity_consistency(clips, classifier)["labels"]
-    return float((read == wanted[:, None]).float().mean())
+    """Share of frames read as the requested digit, over :func:`prompted_clips`."""
+    clips, wanted = prompted_clips(model, n, steps, seed, guidance_scale)
+    return float(requested_digit_hits(clips, wanted, classifier).mean())
 
 
 def evaluate_video(model: nn.Module, n: int = 64, steps: int = 50, seed: int = 1) -> dict[str, float]:
@@ -196,7 +218,8 @@ def _build(temporal: bool) -> Built:
     quality = {**video_quality(model), **run.quality_fields()}
     notes = (
         f"EMA weights; {'joint' if temporal else 'per-frame (temporal=False)'}; data {VIDEO_DATA}; "
-        f"training {VIDEO_TRAIN}, loss {VIDEO_LOSS}, 1 CPU thread (load averages in quality)"
+        f"training {VIDEO_TRAIN}, loss {VIDEO_LOSS}"
+        f"{f', conditioning {VIDEO_CONDITIONING}' if temporal else ''}, 1 CPU thread (load averages in quality)"
     )
     return Built(model, model.config, result.seconds, quality, notes)
 
